@@ -1,0 +1,116 @@
+"""Settings: the one configuration model, read once per process and passed down.
+
+Precedence: CLI flag > `WATCHDOG_*` environment variable > `watchdog.toml` in the user config dir
+> default. A NamedTuple rather than a dataclass or pydantic model because the hook reads it on
+every call: `dataclasses` alone costs about 10 ms to import, pydantic far more. `tomllib` is
+imported only when the file exists. Unknown keys in the file are errors that name the nearest
+valid key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from watchdog import dirs
+from watchdog.errors import ConfigError
+
+ON_ERROR_VALUES = ("open", "closed")
+
+
+class Settings(NamedTuple):
+    """What the hook and the CLI need to know; every field has a laptop-friendly default."""
+
+    on_error: str = "open"  # "open": no decision + a warning; "closed": deny with the reason
+    policy_dir: str | None = None  # None: discover .watchdog/ or .cupcake/ from the event's cwd
+    global_policies: bool = True  # evaluate ~/.config/watchdog and ~/.config/cupcake first
+    log_decisions: bool = True  # one JSON line per hook event in the state dir
+    config_dir: str = ""
+    cache_dir: str = ""
+    state_dir: str = ""
+    cupcake_global_dir: str = ""
+
+
+_FILE_KEYS = ("on_error", "policy_dir", "global_policies", "log_decisions")
+_ENV_KEYS = {
+    "WATCHDOG_ON_ERROR": "on_error",
+    "WATCHDOG_POLICY_DIR": "policy_dir",
+    "WATCHDOG_GLOBAL_POLICIES": "global_policies",
+    "WATCHDOG_LOG_DECISIONS": "log_decisions",
+}
+_BOOL_KEYS = ("global_policies", "log_decisions")
+
+
+def _nearest(key: str, choices: tuple[str, ...]) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(key, choices, n=1)
+    return f" Did you mean '{match[0]}'?" if match else f" Valid keys: {', '.join(choices)}."
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {value!r}.")
+
+
+def _on_error(name: str, value: Any) -> str:
+    text = str(value).strip().lower().removeprefix("fail_").removeprefix("fail-")
+    if text not in ON_ERROR_VALUES:
+        raise ConfigError(f"{name} must be 'open' or 'closed', not {value!r}.")
+    return text
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}. Fix its permissions.") from exc
+    import tomllib
+
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file.") from exc
+    for key in data:
+        if key not in _FILE_KEYS:
+            raise ConfigError(f"{path}: unknown key '{key}'.{_nearest(key, _FILE_KEYS)}")
+    return data
+
+
+def load(env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
+    """Build Settings from flags (None means unset), the environment and watchdog.toml."""
+    env = os.environ if env is None else env
+    config_dir = dirs.config_dir(env)
+    values: dict[str, Any] = {}
+    for key, value in _read_file(os.path.join(config_dir, "watchdog.toml")).items():
+        values[key] = value
+    for var, key in _ENV_KEYS.items():
+        if var in env:
+            values[key] = env[var]
+    for key, value in flags.items():
+        if value is not None:
+            values[key] = value
+    for key in _BOOL_KEYS:
+        if key in values:
+            values[key] = _as_bool(key, values[key])
+    if "on_error" in values:
+        values["on_error"] = _on_error("on_error", values["on_error"])
+    if values.get("policy_dir") == "":
+        values["policy_dir"] = None
+    return Settings(
+        config_dir=config_dir,
+        cache_dir=dirs.cache_dir(env),
+        state_dir=dirs.state_dir(env),
+        cupcake_global_dir=dirs.cupcake_global_dir(env),
+        **values,
+    )

@@ -1,0 +1,52 @@
+"""The exception hierarchy: every failure we expect, with a message that says what to do next.
+
+* WatchdogError          expected and explainable; `str(err)` is one line for the user
+  + ConfigError          watchdog.toml or an env var is wrong
+  + EventError           stdin was empty, not JSON, or not a hook event
+  + PolicyError          a policy failed to load, compile, run, or returned malformed decisions
+  + EscalationError      the judge side (queue, model, budget); filled in by the escalation work
+
+`kind` is a stable snake_case name written to the log so failures can be grepped and counted.
+"""
+
+from __future__ import annotations
+
+
+class WatchdogError(Exception):
+    """Base class: anything the top level catches, reports on one line and maps to a fail mode."""
+
+    kind = "watchdog_error"
+
+
+class ConfigError(WatchdogError):
+    kind = "config_error"
+
+
+class EventError(WatchdogError):
+    kind = "event_error"
+
+
+class PolicyError(WatchdogError):
+    """A policy problem. `problems` holds `file:line: message` strings when we know them."""
+
+    kind = "policy_error"
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+class PolicyCompileError(PolicyError):
+    kind = "policy_compile_error"
+
+
+class PolicyRuntimeError(PolicyError):
+    kind = "policy_runtime_error"
+
+
+class DecisionFormatError(PolicyError):
+    kind = "malformed_decision"
+
+
+class EscalationError(WatchdogError):
+    kind = "escalation_error"

@@ -1,0 +1,171 @@
+"""Claude Code: its hook payload in, its exact hook response out.
+
+`parse` accepts every event Claude Code sends, including ones added after this was written:
+only `hook_event_name` is required; unknown fields stay in `Event.raw` and reach the policies.
+
+`render` follows Cupcake's Claude output where Cupcake is right and does better where it drops
+information, as measured against the real CLI (2.1.197, see the README's "Differences from
+Cupcake"):
+* context (`add_context`, `agent_context`) is kept next to deny/ask on events that accept
+  `additionalContext`, and on PreToolUse allow (Cupcake drops it there);
+* halt is told apart from deny: `continue: false` + `stopReason`, and on PreToolUse also a deny,
+  because `continue: false` alone lets the pending tool run; on PermissionRequest
+  `interrupt: true`; on Stop only `continue: false` (a Stop "block" would make Claude go on);
+* modify merges `updatedInput` over the original `tool_input` (Claude replaces the whole input,
+  so a partial update would drop fields) and leaves the permission flow alone instead of
+  answering "allow", which would skip Claude's own permission prompt (Cupcake issue #96);
+* SessionStart ask answers as SessionStart (Cupcake names the wrong event, which Claude
+  rejects); PreCompact deny blocks the compaction with `decision: block`.
+Everything goes out as one JSON object with exit 0: exit 2 would show the hook's command line
+to the model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from watchdog.decisions import ALLOW, ASK, HALT, MODIFY, Decision, deep_merge
+from watchdog.errors import EventError
+from watchdog.events import Event
+
+NAME = "claude"
+
+#: Events whose hookSpecificOutput takes `additionalContext` (Stop's would continue the turn).
+CONTEXT_EVENTS = frozenset(
+    {
+        "PreToolUse", "PostToolUse", "PostToolUseFailure", "PostToolBatch", "UserPromptSubmit",
+        "UserPromptExpansion", "SessionStart", "Setup", "SubagentStart", "Notification",
+        "PostModelSwitch",
+    }
+)
+#: Events that take a top-level `decision: "block"` with a `reason`.
+BLOCK_EVENTS = frozenset(
+    {
+        "UserPromptSubmit", "UserPromptExpansion", "PostToolUse", "PostToolUseFailure",
+        "PostToolBatch", "Stop", "SubagentStop", "ConfigChange", "PreCompact", "TaskCreated",
+    }
+)
+#: Events where failing closed means stopping an action (elsewhere it would stop the session).
+GATING_EVENTS = frozenset(
+    {"PreToolUse", "PermissionRequest", "UserPromptSubmit", "UserPromptExpansion"}
+)
+
+
+def parse(payload: Any) -> Event:
+    """A decoded stdin payload to an Event; EventError says what was wrong with it."""
+    if not isinstance(payload, dict):
+        raise EventError(
+            f"expected a JSON object from Claude Code, got a JSON {type(payload).__name__}. "
+            "Check that this hook is registered as a Claude Code command hook."
+        )
+    name = payload.get("hook_event_name", payload.get("hookEventName"))
+    if not isinstance(name, str) or not name:
+        raise EventError(
+            "the event has no hook_event_name. Run this hook from Claude Code's hooks, or use "
+            "the right --harness for this agent."
+        )
+    session = payload.get("session_id")
+    cwd = payload.get("cwd")
+    tool = payload.get("tool_name")
+    tool_input = payload.get("tool_input")
+    return Event(
+        harness=NAME,
+        name=name,
+        session_id=session if isinstance(session, str) else "",
+        cwd=cwd if isinstance(cwd, str) and cwd else os.getcwd(),
+        raw=payload,
+        tool_name=tool if isinstance(tool, str) else None,
+        tool_input=tool_input if isinstance(tool_input, dict) else None,
+    )
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    """Cupcake's byte format: sorted keys, compact, UTF-8 unescaped, one line."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def _context(decision: Decision, extra: str | None = None) -> str | None:
+    parts = ([extra] if extra else []) + list(decision.agent_messages) + list(decision.context)
+    return "\n".join(parts) if parts else None
+
+
+def _hso(event: str, **fields: Any) -> dict[str, Any]:
+    body = {"hookEventName": event}
+    body.update({k: v for k, v in fields.items() if v is not None})
+    return {"hookSpecificOutput": body}
+
+
+def _with_context(out: dict[str, Any], event: str, context: str | None) -> dict[str, Any]:
+    if context and event in CONTEXT_EVENTS:
+        out.setdefault("hookSpecificOutput", {"hookEventName": event})
+        out["hookSpecificOutput"]["additionalContext"] = context
+    return out
+
+
+def _halt(out: dict[str, Any], reason: str) -> dict[str, Any]:
+    out["continue"] = False
+    out["stopReason"] = reason
+    return out
+
+
+def _render_blocking(decision: Decision, event: Event) -> dict[str, Any]:
+    name = event.name
+    reason = decision.reason or "Blocked by policy"
+    halt = decision.verb == HALT
+    context = _context(decision)
+    if name == "PreToolUse":
+        out = _hso(name, permissionDecision="deny", permissionDecisionReason=reason)
+        out = _with_context(out, name, context)
+        return _halt(out, reason) if halt else out
+    if name == "PermissionRequest":
+        body: dict[str, Any] = {"behavior": "deny", "message": reason}
+        if halt:
+            body["interrupt"] = True
+        out = _hso(name, decision=body)
+        return _halt(out, reason) if halt else out
+    if name in ("Stop", "SubagentStop") and halt:
+        return _halt({}, reason)
+    if name in BLOCK_EVENTS:
+        out = _with_context({"decision": "block", "reason": reason}, name, context)
+        return _halt(out, reason) if halt else out
+    return _halt({}, reason)
+
+
+def render(decision: Decision, event: Event) -> dict[str, Any]:
+    """The response object for this event; `{}` means no opinion."""
+    name = event.name
+    if decision.blocking:
+        return _render_blocking(decision, event)
+    if decision.verb == ASK:
+        reason = decision.reason or "A policy asks for confirmation"
+        if name == "PreToolUse":
+            out = _hso(name, permissionDecision="ask", permissionDecisionReason=reason)
+            return _with_context(out, name, _context(decision))
+        if name == "PermissionRequest":
+            return {}  # let Claude Code's own permission dialog ask
+        return _with_context({}, name, _context(decision, reason))
+    if decision.verb == MODIFY:
+        updated = decision.updated_input or {}
+        if name == "PreToolUse":
+            merged = deep_merge(updated, event.tool_input or {})
+            context = _context(decision, decision.reason)
+            return _hso(name, updatedInput=merged, additionalContext=context)
+        if name == "PermissionRequest":
+            merged = deep_merge(updated, event.tool_input or {})
+            return _hso(name, decision={"behavior": "allow", "updatedInput": merged})
+        if name in ("UserPromptSubmit", "SessionStart"):
+            return _with_context({}, name, _context(decision, decision.reason))
+        return _with_context({}, name, _context(decision))
+    assert decision.verb == ALLOW
+    return _with_context({}, name, _context(decision))
+
+
+def warning(message: str) -> dict[str, Any]:
+    """Fail-open answer: no decision, and a message the user sees (never the model)."""
+    return {"systemMessage": f"watchdog: {message}"}
+
+
+def gates(event_name: str | None) -> bool:
+    return event_name in GATING_EVENTS

@@ -1,0 +1,294 @@
+"""One hook event: stdin to the harness's response on stdout, with the configured fail mode.
+
+    stdin -> harness.parse -> Event -> routing -> engine.evaluate -> decisions.combine
+          -> Decision -> harness.render -> stdout (+ one log record)
+
+Everything that can go wrong is caught here once. A WatchdogError or an unexpected exception
+gives one line on stderr (never a traceback: that goes to the log) and the configured fail
+mode: `open` answers with no decision plus a `systemMessage` so the user sees the watchdog is
+not working; `closed` denies gating events (tool calls, prompts) with the reason. When the
+event itself could not be read, failing closed exits 2, the only answer Claude Code honours
+without knowing the event. Imports stay minimal: regopy loads only when a policy routes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from watchdog import config, dirs, logs
+from watchdog.decisions import ALLOW_DECISION, DENY, Decision, DecisionSet, combine, parse_set
+from watchdog.errors import ConfigError, EventError, PolicyCompileError, WatchdogError
+from watchdog.events import Event
+from watchdog.policies import bundle, layout, routing
+
+HARNESSES = ("claude",)
+EXIT_OK, EXIT_USAGE, EXIT_BLOCK = 0, 1, 2
+
+
+class Result(NamedTuple):
+    stdout: str
+    stderr: list[str]
+    exit_code: int
+    decision: Decision | None
+    trace: list[str]
+
+
+class Trace:
+    """Collects --explain lines with timings; costs nothing when off."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self.lines: list[str] = []
+        self._t0 = time.perf_counter()
+        self._last = self._t0
+
+    def __call__(self, text: str) -> None:
+        if self.on:
+            now = time.perf_counter()
+            self.lines.append(f"[{(now - self._last) * 1000:7.2f} ms] {text}")
+            self._last = now
+
+    def total_ms(self) -> float:
+        return (time.perf_counter() - self._t0) * 1000
+
+
+def _harness(name: str) -> Any:
+    if name == "claude":
+        from watchdog.harnesses import claude
+
+        return claude
+    raise ConfigError(
+        f"unknown harness '{name}'. Supported: {', '.join(HARNESSES)}. "
+        "Fix --harness in the agent's hook configuration."
+    )
+
+
+def read_event(data: bytes) -> Any:
+    text = data.decode("utf-8-sig", errors="replace")
+    if not text.strip():
+        raise EventError(
+            "stdin was empty; the agent sent no event. If several hooks share this event, "
+            "Claude Code may have given this one an empty stdin (anthropics/claude-code#42702)."
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventError(f"stdin is not valid JSON ({exc.msg} at char {exc.pos}).") from exc
+
+
+def roots_for(settings: config.Settings, event: Event) -> list[layout.Root]:
+    """Global roots first, then the project root (explicit, or found above the event's cwd)."""
+    roots: list[layout.Root] = []
+    if settings.global_policies:
+        roots += layout.global_roots(
+            [settings.config_dir, settings.cupcake_global_dir], event.harness
+        )
+    if settings.policy_dir:
+        roots.append(layout.resolve_policy_dir(settings.policy_dir, event.harness))
+    else:
+        found = layout.find_project_root(event.cwd, event.harness)
+        if found is not None:
+            roots.append(found)
+    return roots
+
+
+def _input_doc(event: Event, manifest: dict[str, Any], scope: str) -> dict[str, Any]:
+    from watchdog.preprocess import preprocess
+
+    doc = preprocess(event.raw)
+    builtin_config = manifest.get("builtins", {}).get(scope)
+    if builtin_config:
+        doc["builtin_config"] = builtin_config
+    return doc
+
+
+def evaluate(event: Event, settings: config.Settings, trace: Trace) -> tuple[Decision, list[str]]:
+    """The policy decision for one event, and warnings for stderr and the log."""
+    warnings: list[str] = []
+    roots = roots_for(settings, event)
+    trace(f"roots: {', '.join(f'{r.scope}={r.path}' for r in roots) or 'none'}")
+    if not roots:
+        return ALLOW_DECISION, warnings
+    loaded = bundle.load(event.harness, roots, settings.cache_dir)
+    manifest = loaded.manifest
+    trace(f"bundle: {'compiled' if loaded.rebuilt else 'cached'} {manifest.get('bundle')}")
+    if loaded.cache_warning:
+        warnings.append(loaded.cache_warning)
+    if manifest.get("error"):
+        err = manifest["error"]
+        raise PolicyCompileError(err["message"], err.get("problems"))
+    for problem in manifest.get("problems", []) if loaded.rebuilt else []:
+        logs.write(settings.state_dir, "error", "policy_skipped", problem=problem)
+    matched: dict[str, list[str]] = {}
+    for scope, info in manifest.get("scopes", {}).items():
+        packages = routing.lookup(info.get("index", {}), event.name, event.tool_name)
+        trace(f"routing {scope} {event.label}: {', '.join(packages) or 'no policy'}")
+        if packages:
+            matched[scope] = packages
+    if not matched:
+        return ALLOW_DECISION, warnings
+    path = loaded.bundle_path
+    if path is None or not bundle.bundle_ok(path, manifest):
+        trace("bundle missing or damaged: rebuilding")
+        loaded = bundle.load(event.harness, roots, settings.cache_dir, force=True)
+        manifest, path = loaded.manifest, loaded.bundle_path
+        if manifest.get("error") or path is None or not bundle.bundle_ok(path, manifest):
+            raise PolicyCompileError(
+                "the policy bundle could not be rebuilt. Run 'watchdog verify'."
+            )
+    from watchdog.policies.engine import Engine
+
+    engine = Engine(path)
+    trace("bundle loaded")
+    sets: dict[str, DecisionSet] = {}
+    for scope in ("global", "project"):
+        if scope not in matched:
+            continue
+        doc = _input_doc(event, manifest, scope)
+        entry, trace_entry = manifest["entrypoints"][scope]
+        value = engine.query(entry, doc)
+        trace(f"evaluated {scope}")
+        if not isinstance(value, dict):
+            value = {}
+        sets[scope] = parse_set(value.get("set"), value.get("escalate"))
+        if trace.on:
+            _explain_scope(engine, trace_entry, doc, scope, sets[scope], trace)
+    decision = combine(sets.get("global"), sets.get("project"))
+    trace(f"decision: {decision.verb}" + (f" ({decision.reason})" if decision.reason else ""))
+    return decision, warnings
+
+
+def _explain_scope(
+    engine: Any, entry: str, doc: dict[str, Any], scope: str, ds: DecisionSet, trace: Trace
+) -> None:
+    """Which package's which verb produced what (only with --explain)."""
+    prefix = "cupcake.policies" if scope == "project" else "cupcake.global.policies"
+    for item in engine.query(entry, doc) or []:
+        members = item.get("value")
+        if not members:
+            continue
+        package = ".".join([prefix, *item["path"][:-1]])
+        verb = item["path"][-1]
+        for member in members if isinstance(members, list) else [members]:
+            if isinstance(member, dict):
+                rid = member.get("rule_id", "?")
+                trace(f"  fired {verb} in {package}: [{rid}] {member.get('reason', '')}")
+            else:
+                trace(f"  fired {verb} in {package}: {member}")
+    for esc in ds.escalations:
+        trace(f"  escalate (ignored until escalation is on): [{esc.rule_id}] rubric={esc.rubric}")
+
+
+def _fail(
+    harness: Any, event: Event | None, settings: config.Settings, exc: BaseException
+) -> tuple[str, int, Decision | None]:
+    """Apply the fail mode to a failure; returns stdout text, exit code, decision."""
+    message = str(exc) if isinstance(exc, WatchdogError) else (
+        f"internal error ({type(exc).__name__}: {exc}). The traceback is in "
+        f"{logs.log_path(settings.state_dir)}; please report it"
+    )
+    if settings.on_error == "closed":
+        reason = f"watchdog failed closed: {message}"
+        if harness is None or event is None:
+            return "", EXIT_BLOCK, None
+        if harness.gates(event.name):
+            decision = Decision(DENY, reason, ("WATCHDOG-FAIL-CLOSED",), severity="HIGH")
+            return harness.dumps(harness.render(decision, event)), EXIT_OK, decision
+    if harness is None:
+        from watchdog.harnesses import claude
+
+        harness = claude
+    answer = harness.warning(f"not working, no decision made: {message}")
+    return harness.dumps(answer), EXIT_OK, None
+
+
+def run(
+    harness_name: str,
+    stdin: bytes,
+    env: Mapping[str, str] | None = None,
+    policy_dir: str | None = None,
+    escalate: bool = False,
+    explain: bool = False,
+) -> Result:
+    """Process one event end to end. Never raises; the Result says what to print and exit."""
+    env = os.environ if env is None else env
+    trace = Trace(explain)
+    stderr: list[str] = []
+    harness: Any = None
+    event: Event | None = None
+    decision: Decision | None = None
+    try:
+        settings = config.load(env, policy_dir=policy_dir)
+    except ConfigError as exc:
+        on_error = "closed" if env.get("WATCHDOG_ON_ERROR", "").endswith("closed") else "open"
+        settings = config.Settings(
+            on_error=on_error, state_dir=dirs.state_dir(env), cache_dir=dirs.cache_dir(env)
+        )
+        config_error: ConfigError | None = exc
+    else:
+        config_error = None
+    try:
+        if config_error is not None:
+            raise config_error
+        harness = _harness(harness_name)
+        event = harness.parse(read_event(stdin))
+        trace(f"event {event.label} session={event.session_id or '-'} cwd={event.cwd}")
+        decision, warnings = evaluate(event, settings, trace)
+        for w in warnings:
+            stderr.append(f"watchdog: warning: {w}")
+            logs.write(settings.state_dir, "warning", "cache_warning", message=w)
+        out = harness.dumps(harness.render(decision, event))
+        code = EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the one place every failure is caught
+        out, code, decision = _fail(harness, event, settings, exc)
+        kind = exc.kind if isinstance(exc, WatchdogError) else "internal_error"
+        if isinstance(exc, WatchdogError):
+            stderr.append(f"watchdog: {exc}")
+        else:
+            stderr.append(
+                f"watchdog: internal error: {type(exc).__name__}: {exc} "
+                f"(traceback in {logs.log_path(settings.state_dir)})"
+            )
+        fields: dict[str, Any] = {
+            "harness": harness_name,
+            "message": str(exc),
+            "on_error": settings.on_error,
+            "hook_event": event.name if event else None,
+            "session_id": event.session_id if event else None,
+        }
+        if getattr(exc, "problems", None):
+            fields["problems"] = exc.problems  # type: ignore[attr-defined]
+        if not isinstance(exc, WatchdogError):
+            import traceback
+
+            fields["traceback"] = traceback.format_exc()
+        logs.write(settings.state_dir, "error", kind, **fields)
+        trace(f"failed ({kind}): {exc}; on_error={settings.on_error}")
+    if settings.log_decisions and event is not None and decision is not None:
+        logs.write(
+            settings.state_dir, "info", "decision",
+            harness=event.harness, session_id=event.session_id, hook_event=event.name,
+            tool=event.tool_name, verb=decision.verb, rule_ids=list(decision.rule_ids),
+            reason=(decision.reason or "")[:500] or None, latency_ms=round(trace.total_ms(), 2),
+            escalations=[e.rule_id for e in decision.escalations],
+        )
+    trace(f"total {trace.total_ms():.2f} ms")
+    return Result(out, stderr, code, decision, trace.lines)
+
+
+def main(harness_name: str, policy_dir: str | None, escalate: bool, explain: bool) -> int:
+    """CLI entry for `hook` and `eval`: real stdin, stdout, stderr."""
+    data = sys.stdin.buffer.read()
+    result = run(harness_name, data, policy_dir=policy_dir, escalate=escalate, explain=explain)
+    for line in result.trace:
+        sys.stderr.write(line + "\n")
+    for line in result.stderr:
+        sys.stderr.write(line + "\n")
+    sys.stdout.write(result.stdout)
+    sys.stdout.flush()
+    return result.exit_code

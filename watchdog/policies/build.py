@@ -1,0 +1,307 @@
+"""Compile policy roots into one regopy binary bundle and describe it in a manifest.
+
+This is the cold path. It reads every .rego file, parses METADATA and the rulebook, drops what
+Cupcake drops (unrouted policies, disabled builtins), renames global packages into
+`cupcake.global.*`, adds the built-in aggregation where a root has no `system/evaluate.rego`,
+and compiles everything with regopy into `<bundle_dir>/<content-hash>-<crc>.rbb`.
+
+It runs in a child process (`python -m watchdog.policies.build`, job as JSON on stdin, manifest
+as JSON on stdout) because rego-cpp can crash the process on some invalid policies and on
+corrupt bundles, and because its compiler prints diagnostics on stdout, which belongs to the
+harness in a hook. `verify` and `inspect` use the same child.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+import zlib
+from typing import Any
+
+from watchdog import __version__
+from watchdog.policies import layout, metadata, routing
+from watchdog.policies import rulebook as rulebook_mod
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILTIN_EVALUATE = os.path.join(HERE, "rego", "evaluate.rego")
+MAIN_MODULE = "<watchdog>/watchdog_system.rego"
+SCOPES = ("project", "global")
+VERBS = '{"halt", "deny", "block", "ask", "modify", "add_context", "escalate"}'
+_EVALUATE_RE = re.compile(r"(?m)^evaluate\s*(:=|=|if\b|\{)")
+_GLOBAL_PACKAGE_RE = re.compile(r"(?m)^(package\s+)cupcake\.(policies|system)\b")
+_ERROR_RE = re.compile(r"\(error (\d+):")
+_MSG_RE = re.compile(r"\(errormsg (\d+):")
+
+
+def _main_module(scopes: list[str]) -> str:
+    """Our entrypoints: the user's (or built-in) evaluate result plus the escalate verb."""
+    parts = ["package watchdog.system", "", "import rego.v1", "", f"verbs := {VERBS}", ""]
+    for scope in scopes:
+        ns = "data.cupcake" if scope == "project" else "data.cupcake.global"
+        parts += [
+            f'{scope} := {{"set": {ns}.system.evaluate, "escalate": {scope}_escalate}}',
+            "",
+            f"{scope}_escalate := [member |",
+            f"\twalk({ns}.policies, [path, verb_set])",
+            "\tcount(path) > 0",
+            '\tpath[count(path) - 1] == "escalate"',
+            "\tsome member in verb_set",
+            "]",
+            "",
+            f"{scope}_trace := [{{\"path\": path, \"value\": verb_set}} |",
+            f"\twalk({ns}.policies, [path, verb_set])",
+            "\tcount(path) > 0",
+            "\tpath[count(path) - 1] in verbs",
+            "]",
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def entrypoints(scope: str) -> tuple[str, str]:
+    return f"watchdog/system/{scope}", f"watchdog/system/{scope}_trace"
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def _line_of(source: str, offset: int) -> int:
+    return source.encode("utf-8")[:offset].count(b"\n") + 1
+
+
+def _length_prefixed(text: str, pos: int) -> tuple[str, int]:
+    """rego-cpp's error s-expressions write strings as `<len>:<chars>`."""
+    colon = text.index(":", pos)
+    length = int(text[pos:colon])
+    start = colon + 1
+    return text[start : start + length], start + length
+
+
+def parse_rego_errors(text: str, sources: dict[str, str]) -> list[str]:
+    """Turn a RegoError's s-expression into `file:line: message` strings."""
+    out: list[str] = []
+    for match in _ERROR_RE.finditer(text):
+        try:
+            name, end = _length_prefixed(text, match.start(1))
+            offset_match = re.match(r"\|(\d+)\|(\d+)", text[end:])
+            line = 0
+            if offset_match and name in sources:
+                line = _line_of(sources[name], int(offset_match.group(1)))
+            msg_match = _MSG_RE.search(text, end)
+            message = _length_prefixed(text, msg_match.start(1))[0] if msg_match else "error"
+        except (ValueError, IndexError):
+            continue
+        out.append(f"{name}:{line}: {message}" if line else f"{name}: {message}")
+    if not out:
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "unknown error")
+        out.append(f"rego: {first}")
+    return out
+
+
+class _QuietStdout:
+    """Send fd 1 to /dev/null while rego-cpp compiles: it prints diagnostics there."""
+
+    def __enter__(self) -> None:
+        sys.stdout.flush()
+        self._saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+    def __exit__(self, *exc: object) -> None:
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
+
+
+def _problem(path: str, line: int, message: str) -> str:
+    return f"{path}:{line}: {message}"
+
+
+def _collect(
+    roots: list[layout.Root], files: list[layout.PolicyFile], manifest: dict[str, Any]
+) -> tuple[list[tuple[str, str]], dict[str, str], dict[str, list[str]]]:
+    """Choose the modules to compile and fill the manifest's routing, problems and builtins."""
+    modules: list[tuple[str, str]] = []
+    sources: dict[str, str] = {}
+    has_evaluate = dict.fromkeys(SCOPES, False)
+    routed: dict[str, list[tuple[str, metadata.Routing]]] = {scope: [] for scope in SCOPES}
+    policies: dict[str, list[dict[str, Any]]] = {scope: [] for scope in SCOPES}
+    enabled: dict[int, tuple[str, ...]] = {}
+    for f in files:
+        if f.kind != "rulebook":
+            continue
+        book = rulebook_mod.parse(_read(f.path))
+        enabled[f.root] = book.enabled_builtins
+        scope = roots[f.root].scope
+        manifest["builtins"].setdefault(scope, {}).update(book.builtin_config)
+        manifest["rulebooks"].setdefault(scope, {}).update(
+            {k: v for k, v in book.data.items() if k != "builtins"}
+        )
+        manifest["problems"] += [_problem(f.path, ln, msg) for ln, msg in book.problems]
+    for f in files:
+        if f.kind == "rulebook":
+            continue
+        root = roots[f.root]
+        parent = os.path.basename(os.path.dirname(f.path))
+        stem = os.path.basename(f.path)[: -len(".rego")]
+        if parent == "builtins" and not rulebook_mod.file_enabled(stem, enabled.get(f.root, ())):
+            continue
+        try:
+            source = _read(f.path)
+        except (OSError, UnicodeDecodeError) as exc:
+            manifest["problems"].append(_problem(f.path, 1, f"cannot read: {exc}"))
+            continue
+        meta = metadata.parse(source)
+        manifest["warnings"] += [_problem(f.path, ln, msg) for ln, msg in meta.warnings]
+        if meta.problems or meta.package is None:
+            manifest["problems"] += [_problem(f.path, ln, msg) for ln, msg in meta.problems]
+            continue
+        package = meta.package
+        if root.scope == "global":
+            source = _GLOBAL_PACKAGE_RE.sub(r"\1cupcake.global.\2", source)
+            package = _GLOBAL_PACKAGE_RE.sub(
+                r"\1cupcake.global.\2", "package " + package
+            ).removeprefix("package ")
+            if package == "cupcake.global.system" and _EVALUATE_RE.search(source):
+                if has_evaluate["global"]:
+                    continue  # a second global root's evaluate: the first one serves both
+                has_evaluate["global"] = True
+        elif package == "cupcake.system" and _EVALUATE_RE.search(source):
+            has_evaluate["project"] = True
+        modules.append((f.path, source))
+        sources[f.path] = source
+        if meta.routing is not None and meta.package.startswith("cupcake.policies"):
+            routed[root.scope].append((package, meta.routing))
+            policies[root.scope].append(
+                {
+                    "package": package,
+                    "file": f.path,
+                    "line": meta.package_line,
+                    "events": list(meta.routing.events),
+                    "tools": list(meta.routing.tools),
+                    "signals": list(meta.routing.signals),
+                    "title": (meta.data or {}).get("title"),
+                }
+            )
+    present = [s for s in SCOPES if any(r.scope == s for r in roots)]
+    evaluate_source = _read(BUILTIN_EVALUATE)
+    for scope in present:
+        if not has_evaluate[scope]:
+            text = evaluate_source
+            name = f"<watchdog>/{scope}_evaluate.rego"
+            if scope == "global":
+                text = _GLOBAL_PACKAGE_RE.sub(r"\1cupcake.global.\2", text)
+                text = text.replace("data.cupcake.policies", "data.cupcake.global.policies")
+            modules.append((name, text))
+            sources[name] = text
+        manifest["scopes"][scope] = {
+            "index": routing.build(routed[scope]),
+            "policies": policies[scope],
+            "builtin_evaluate": not has_evaluate[scope],
+        }
+    main = _main_module(present)
+    modules.append((MAIN_MODULE, main))
+    sources[MAIN_MODULE] = main
+    return modules, sources, {s: list(entrypoints(s)) for s in present}
+
+
+def _content_hash(harness: str, roots: list[layout.Root], modules: list[tuple[str, str]],
+                  regopy_version: str) -> str:
+    h = hashlib.sha256()
+    for part in ("watchdog-bundle-v1", __version__, regopy_version, harness):
+        h.update(part.encode() + b"\0")
+    for root in roots:
+        h.update(f"{root.scope}:{root.path}".encode() + b"\0")
+    for name, source in modules:
+        h.update(name.encode() + b"\0" + source.encode("utf-8") + b"\0")
+    return h.hexdigest()[:32]
+
+
+def build(
+    harness: str, roots: list[layout.Root], bundle_dir: str | None, only: str | None = None
+) -> dict[str, Any]:
+    """Compile the roots; return the manifest (with `error` set when compilation failed).
+
+    With `bundle_dir` None nothing is written (verify). Never raises for policy problems.
+    """
+    started = time.perf_counter()
+    files = layout.list_files(roots)
+    fp = layout.fingerprint(harness, roots, files)
+    if only is not None:
+        files = [f for f in files if f.kind != "policy" or f.path == only]
+    manifest: dict[str, Any] = {
+        "v": 1,
+        "watchdog_version": __version__,
+        "harness": harness,
+        "roots": [list(r) for r in roots],
+        "fingerprint": fp,
+        "scopes": {},
+        "problems": [],
+        "warnings": [],
+        "builtins": {},
+        "rulebooks": {},
+        "error": None,
+        "bundle": None,
+    }
+    modules, sources, eps = _collect(roots, files, manifest)
+    manifest["modules"] = [name for name, _ in modules]
+    if not any(s["index"] for s in manifest["scopes"].values()):
+        manifest["build_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        return manifest  # nothing can route: no bundle needed, every event is allowed
+    import regopy
+
+    interp = regopy.Interpreter()
+    all_eps = [ep for pair in eps.values() for ep in pair]
+    try:
+        with _QuietStdout():
+            for name, source in modules:
+                interp.add_module(name, source)
+            bundle = interp.build(None, all_eps)
+    except regopy.RegoError as exc:
+        problems = parse_rego_errors(str(exc), sources)
+        manifest["error"] = {
+            "kind": "policy_compile_error",
+            "message": f"policies failed to compile: {problems[0]}",
+            "problems": problems,
+        }
+        return manifest
+    manifest["entrypoints"] = eps
+    digest = _content_hash(harness, roots, modules, regopy.__version__)
+    if bundle_dir is not None:
+        os.makedirs(bundle_dir, exist_ok=True)
+        tmp = os.path.join(bundle_dir, f".{digest}.{os.getpid()}.tmp")
+        with _QuietStdout():
+            interp.save_bundle(tmp, bundle, regopy.BundleFormat.Binary)
+        with open(tmp, "rb") as fh:
+            data = fh.read()
+        crc = zlib.crc32(data)
+        name = f"{digest}-{crc:08x}.rbb"
+        os.replace(tmp, os.path.join(bundle_dir, name))
+        manifest["bundle"] = name
+        manifest["bundle_crc"] = crc
+        manifest["bundle_size"] = len(data)
+    manifest["content_hash"] = digest
+    manifest["build_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return manifest
+
+
+def main() -> int:
+    """Child-process entry: job JSON on stdin, manifest JSON on stdout."""
+    job = json.loads(sys.stdin.read())
+    roots = [
+        layout.Root(r[0], r[1], r[2], tuple(r[3]), tuple(r[4]), r[5]) for r in job["roots"]
+    ]
+    manifest = build(job["harness"], roots, job.get("bundle_dir"), job.get("only"))
+    sys.stdout.write(json.dumps(manifest))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""regopy on the hook path: load a checked bundle once, query our entrypoints with an event.
+
+Uses regopy's C-level calls for the query instead of `Output`, which parses the result twice
+and raises a bare JSONDecodeError on some undefined results. Any failure inside rego-cpp
+becomes a PolicyRuntimeError with rego's own message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from watchdog.errors import PolicyRuntimeError
+
+
+def _error_text(regopy: Any, out_impl: Any) -> str:
+    """The messages of an ErrorSeq output node, e.g. 'complete rules must not produce ...'."""
+    from regopy.node import Node
+    from regopy.rego_shared import NodeKind, rego_node_value, rego_output_node
+
+    messages: list[str] = []
+
+    def visit(node: Any) -> None:
+        if node.kind == NodeKind.ErrorMessage:
+            messages.append(rego_node_value(node._impl))
+            return
+        for i in range(len(node._children)):
+            visit(node.at(i))
+
+    with contextlib.suppress(Exception):  # best effort: we are already reporting an error
+        visit(Node(rego_output_node(out_impl)))
+    return "; ".join(m for m in messages if m) or "rego evaluation error"
+
+
+class Engine:
+    """One loaded bundle. Construct it only after `bundle.bundle_ok` said the file is intact."""
+
+    def __init__(self, bundle_path: str) -> None:
+        import regopy
+
+        self._regopy = regopy
+        self._interp = regopy.Interpreter()
+        try:
+            self._bundle = self._interp.load_bundle(bundle_path, regopy.BundleFormat.Binary)
+        except Exception as exc:  # noqa: BLE001 - rego-cpp raises RegoError or worse
+            raise PolicyRuntimeError(f"cannot load the policy bundle {bundle_path}: {exc}") from exc
+
+    def query(self, entrypoint: str, input_doc: dict[str, Any]) -> Any:
+        """The entrypoint's value for this input; undefined is an error (evaluate must exist)."""
+        from regopy import rego_shared as rs
+
+        try:
+            self._interp.set_input(self._regopy.Input(input_doc))
+            out = rs.rego_bundle_query_entrypoint(
+                self._interp._impl, self._bundle._impl, entrypoint
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise PolicyRuntimeError(f"policy evaluation failed: {exc}") from exc
+        try:
+            if not rs.rego_output_ok(out):
+                raise PolicyRuntimeError(
+                    f"a policy raised an error at run time: {_error_text(self._regopy, out)}. "
+                    "Run 'watchdog eval --explain' on this event to see which."
+                )
+            text = rs.rego_output_string(out)
+        finally:
+            rs.rego_free_output(out)
+        if text == "undefined":
+            raise PolicyRuntimeError(
+                f"the entrypoint {entrypoint} is undefined. Check system/evaluate.rego: "
+                "`evaluate` must always be an object."
+            )
+        try:
+            return json.loads(text)["expressions"][0]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise PolicyRuntimeError(f"unexpected output from rego: {text[:200]}") from exc

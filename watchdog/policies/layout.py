@@ -1,0 +1,142 @@
+"""Where policies live: finding policy roots and listing the files that make up a bundle.
+
+A root is a Cupcake-layout folder (`.cupcake/` or `.watchdog/`: `policies/<harness>/**/*.rego`,
+`system/*.rego`, `helpers/*.rego`, `rulebook.yml`) or a flat one (`<harness>/`, `system/`,
+`helpers/`, `rulebook.yml` directly inside, as in this repo's `policies/`). Project roots are
+found from `--policy-dir` or by walking up from the event's `cwd`; global roots are
+`~/.config/watchdog/` and `~/.config/cupcake/`, evaluated first with Cupcake's global rules.
+
+This runs on every hook call, so it only lists and stats files; reading, hashing and compiling
+happen in `bundle.py` when the listing's fingerprint differs from the cached one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+from watchdog import __version__
+from watchdog.errors import PolicyError
+
+PROJECT_DIRS = (".watchdog", ".cupcake")
+RULEBOOK = "rulebook.yml"
+
+
+class Root(NamedTuple):
+    """One policy root, resolved to the folders that hold its files."""
+
+    path: str
+    scope: str  # "project" or "global"
+    harness_dir: str  # policies/<harness>, may not exist
+    system_dirs: tuple[str, ...]
+    helper_dirs: tuple[str, ...]
+    rulebook: str
+
+
+class PolicyFile(NamedTuple):
+    path: str
+    root: int  # index into the roots list
+    kind: str  # "policy" | "system" | "helper" | "rulebook"
+    stat: tuple[int, int, int]  # size, mtime_ns, inode: the warm-path fingerprint
+
+
+def _root(path: str, scope: str, harness: str, flat: bool) -> Root:
+    base = path if flat else os.path.join(path, "policies")
+    return Root(
+        path=path,
+        scope=scope,
+        harness_dir=os.path.join(base, harness),
+        system_dirs=(os.path.join(path, "system"),),
+        helper_dirs=(os.path.join(path, "helpers"),)
+        + (() if flat else (os.path.join(path, "policies", "helpers"),)),
+        rulebook=os.path.join(path, RULEBOOK),
+    )
+
+
+def resolve_policy_dir(policy_dir: str, harness: str) -> Root:
+    """Resolve `--policy-dir`: a root, a project with `.watchdog/`/`.cupcake/`, or a flat root."""
+    path = os.path.abspath(os.path.expanduser(policy_dir))
+    if not os.path.isdir(path):
+        raise PolicyError(
+            f"Policy dir {path} does not exist. Create it (e.g. '{path}/policies/{harness}/') "
+            "or point --policy-dir / WATCHDOG_POLICY_DIR at an existing one."
+        )
+    if os.path.isdir(os.path.join(path, "policies")):
+        return _root(path, "project", harness, flat=False)
+    for name in PROJECT_DIRS:
+        inner = os.path.join(path, name)
+        if os.path.isdir(inner):
+            return resolve_policy_dir(inner, harness)
+    return _root(path, "project", harness, flat=True)
+
+
+def find_project_root(cwd: str, harness: str) -> Root | None:
+    """The nearest `.watchdog/` (preferred) or `.cupcake/` at or above cwd."""
+    current = os.path.abspath(cwd) if cwd else os.getcwd()
+    while True:
+        for name in PROJECT_DIRS:
+            candidate = os.path.join(current, name)
+            if os.path.isdir(candidate):
+                return resolve_policy_dir(candidate, harness)
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def global_roots(dirs: list[str], harness: str) -> list[Root]:
+    """Global roots that hold policies for this harness (`<dir>/policies/<harness>/`)."""
+    roots = []
+    for d in dirs:
+        if d and os.path.isdir(os.path.join(d, "policies", harness)):
+            roots.append(_root(d, "global", harness, flat=False))
+    return roots
+
+
+def _walk_rego(top: str, root: int, kind: str, out: list[PolicyFile], recursive: bool) -> None:
+    try:
+        entries = sorted(os.scandir(top), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise PolicyError(f"Cannot list {top}: {exc.strerror}. Fix its permissions.") from exc
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            if recursive:
+                sub_kind = "system" if entry.name == "system" and kind == "policy" else kind
+                _walk_rego(entry.path, root, sub_kind, out, recursive)
+        elif entry.name.endswith(".rego"):
+            st = entry.stat()
+            out.append(PolicyFile(entry.path, root, kind, (st.st_size, st.st_mtime_ns, st.st_ino)))
+
+
+def list_files(roots: list[Root]) -> list[PolicyFile]:
+    """Every file that goes into the bundle or changes how it is compiled, in a stable order."""
+    out: list[PolicyFile] = []
+    for i, root in enumerate(roots):
+        _walk_rego(root.harness_dir, i, "policy", out, recursive=True)
+        for d in root.system_dirs:
+            _walk_rego(d, i, "system", out, recursive=False)
+        for d in root.helper_dirs:
+            _walk_rego(d, i, "helper", out, recursive=True)
+        try:
+            st = os.stat(root.rulebook)
+            out.append(
+                PolicyFile(root.rulebook, i, "rulebook", (st.st_size, st.st_mtime_ns, st.st_ino))
+            )
+        except OSError:
+            pass
+    return out
+
+
+def fingerprint(harness: str, roots: list[Root], files: list[PolicyFile]) -> list[Any]:
+    """What the warm path compares with the manifest: any added, removed or touched file
+    (path, size, mtime, inode) changes it, and so does a new watchdog version."""
+    return [
+        __version__,
+        harness,
+        [[r.scope, r.path] for r in roots],
+        [[f.path, *f.stat] for f in files],
+    ]

@@ -1,0 +1,106 @@
+"""`watchdog verify` and `watchdog inspect`: what a policy author sees before an agent does.
+
+verify compiles every root in the same child process the hook uses and prints each problem as
+`file:line: message` (exit 1 on any; warnings are printed but do not fail). When rego-cpp
+crashes on the whole set, it compiles the policies one by one to name the file that does it.
+inspect prints each policy's routing and the routing index: which events wake which packages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from watchdog import config
+from watchdog.errors import PolicyCompileError, PolicyError
+from watchdog.policies import bundle, layout
+
+
+def _roots(harness: str, policy_dir: str | None) -> list[layout.Root]:
+    settings = config.load(policy_dir=policy_dir)
+    roots: list[layout.Root] = []
+    if settings.global_policies:
+        roots += layout.global_roots([settings.config_dir, settings.cupcake_global_dir], harness)
+    if settings.policy_dir:
+        roots.append(layout.resolve_policy_dir(settings.policy_dir, harness))
+    else:
+        found = layout.find_project_root(os.getcwd(), harness)
+        if found is not None:
+            roots.append(found)
+    if not roots:
+        raise PolicyError(
+            "no policies found: no .watchdog/ or .cupcake/ here or above, and no global "
+            f"policies. Pass --policy-dir, or create .watchdog/policies/{harness}/."
+        )
+    return roots
+
+
+def _rel(text: str) -> str:
+    cwd = os.getcwd() + os.sep
+    return text.replace(cwd, "")
+
+
+def _culprits(harness: str, roots: list[layout.Root]) -> list[str]:
+    """Compile each policy file alone to find the ones the compiler crashes or fails on."""
+    found: list[str] = []
+    for f in layout.list_files(roots):
+        if f.kind != "policy":
+            continue
+        try:
+            manifest = bundle.run_builder(harness, roots, None, only=f.path)
+        except PolicyCompileError:
+            found.append(f"{f.path}:1: the Rego compiler crashes on this policy")
+            continue
+        if manifest.get("error"):
+            found += manifest["error"].get("problems") or [f"{f.path}:1: fails to compile"]
+    return found
+
+
+def verify(harness: str, policy_dir: str | None) -> int:
+    roots = _roots(harness, policy_dir)
+    try:
+        manifest = bundle.run_builder(harness, roots, None)
+    except PolicyCompileError as exc:
+        problems = _culprits(harness, roots) or [str(exc)]
+        manifest = {"problems": problems, "warnings": [], "scopes": {}, "error": None}
+    problems = list(manifest.get("problems", []))
+    if manifest.get("error"):
+        problems += manifest["error"].get("problems") or [manifest["error"]["message"]]
+    for line in problems:
+        print(_rel(line))
+    for line in manifest.get("warnings", []):
+        print(_rel(line.replace(": ", ": warning: ", 1) if ": " in line else line))
+    count = sum(len(s.get("policies", [])) for s in manifest.get("scopes", {}).values())
+    where = ", ".join(f"{r.scope} {r.path}" for r in roots)
+    if problems:
+        print(f"{len(problems)} problem(s) in {where}", file=sys.stderr)
+        return 1
+    ms = manifest.get("build_ms")
+    print(f"ok: {count} routed policies compiled ({where})" + (f" in {ms} ms" if ms else ""),
+          file=sys.stderr)
+    return 0
+
+
+def inspect(harness: str, policy_dir: str | None, as_json: bool) -> int:
+    roots = _roots(harness, policy_dir)
+    manifest = bundle.run_builder(harness, roots, None)
+    scopes: dict[str, Any] = manifest.get("scopes", {})
+    if as_json:
+        print(json.dumps({"roots": [list(r) for r in roots], "scopes": scopes,
+                          "problems": manifest.get("problems", [])}, indent=2))
+        return 0
+    for scope, info in scopes.items():
+        print(f"{scope} policies ({len(info['policies'])}):")
+        for p in info["policies"]:
+            tools = ",".join(p["tools"]) or "*"
+            signals = f"  signals: {','.join(p['signals'])}" if p["signals"] else ""
+            print(f"  {p['package']}  [{','.join(p['events'])} / {tools}]  "
+                  f"{_rel(p['file'])}:{p['line']}{signals}")
+        print(f"{scope} routing index:")
+        for key, packages in sorted(info["index"].items()):
+            print(f"  {key} -> {', '.join(packages)}")
+    for line in manifest.get("problems", []):
+        print(f"skipped: {_rel(line)}")
+    return 0
