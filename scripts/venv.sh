@@ -15,4 +15,7 @@ if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
   "$VENV/bin/python" -m pip install -q -e "$ROOT[${WATCHDOG_EXTRAS:-dev}]" >&2
   touch "$STAMP"
 fi
+# Bytecode for the package: an editable install writes none, and with PYTHONDONTWRITEBYTECODE
+# set every hook would recompile watchdog's modules (a regular pip install precompiles).
+"$VENV/bin/python" -m compileall -q "$ROOT/watchdog" >&2
 export PATH="$VENV/bin:$PATH"

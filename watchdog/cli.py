@@ -11,21 +11,26 @@ found problems; 2 only from `hook`/`eval` failing closed on an event it could no
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from watchdog import __version__
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        sys.exit(1)
+def _parser_class() -> Any:
+    """argparse, imported only off the hook's fast path; usage errors exit 1, not 2."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            self.print_usage(sys.stderr)
+            sys.stderr.write(f"{self.prog}: error: {message}\n")
+            sys.exit(1)
+
+    return Parser
 
 
-def _hook_args(p: argparse.ArgumentParser) -> None:
+def _hook_args(p: Any) -> None:
     p.add_argument("--harness", default="claude", help="the agent that runs the hook (claude)")
     p.add_argument("--policy-dir", help="policy root; default: .watchdog/ or .cupcake/ above cwd")
     p.add_argument(
@@ -35,15 +40,17 @@ def _hook_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _root_args(p: argparse.ArgumentParser) -> None:
+def _root_args(p: Any) -> None:
     p.add_argument("--harness", default="claude")
     p.add_argument("--policy-dir", help="policy root; default: .watchdog/ or .cupcake/ above cwd")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="watchdog", description=__doc__.split("\n\n")[0] if __doc__ else None)
+def build_parser() -> Any:
+    parser_class = _parser_class()
+    parser = parser_class(prog="watchdog", description="Policy engine and LLM-as-judge watchdog "
+                          "for AI coding agents.")
     parser.add_argument("--version", action="version", version=f"watchdog {__version__}")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
+    sub = parser.add_subparsers(dest="command", parser_class=parser_class, required=True)
     p = sub.add_parser("hook", help="answer one hook event: JSON on stdin, response on stdout")
     _hook_args(p)
     p = sub.add_parser("eval", help="like hook, plus a human-readable trace on stderr")
@@ -57,20 +64,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _hook_parser(prog: str) -> argparse.ArgumentParser:
-    """Only the hook's options: building the full parser costs time on every tool call."""
-    p = _Parser(prog=prog)
+def _hook_parser(prog: str) -> Any:
+    """Only the hook's options, for the messages of an unusual hook command line."""
+    p = _parser_class()(prog=prog)
     _hook_args(p)
     return p
+
+
+def _fast_hook_args(argv: list[str]) -> tuple[str, str | None, bool] | None:
+    """Parse `hook [--harness H] [--policy-dir D] [--watchdog]` without argparse (6 ms with
+    its imports, on every tool call); None sends anything else to argparse for its messages."""
+    harness, policy_dir, escalate = "claude", None, False
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--watchdog":
+            escalate = True
+            continue
+        name, eq, value = arg.partition("=")
+        if name not in ("--harness", "--policy-dir"):
+            return None
+        if not eq:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        if name == "--harness":
+            harness = value
+        else:
+            policy_dir = value
+    return harness, policy_dir, escalate
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["hook"]:
-        args = _hook_parser("watchdog hook").parse_args(argv[1:])
+        fast = _fast_hook_args(argv[1:])
+        if fast is None:
+            args = _hook_parser("watchdog hook").parse_args(argv[1:])
+            fast = (args.harness, args.policy_dir, args.watchdog)
         from watchdog import hook
 
-        return hook.main(args.harness, args.policy_dir, args.watchdog, explain=False)
+        return hook.main(fast[0], fast[1], fast[2], explain=False)
     args = build_parser().parse_args(argv)
     from watchdog.errors import WatchdogError
 

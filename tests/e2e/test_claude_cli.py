@@ -10,6 +10,7 @@ skips when that is impossible).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -222,7 +223,8 @@ def run_claude(binary: Path, sandbox: Sandbox, base_url: str, prompt: str) -> Cl
             stdout, stderr = proc.communicate(timeout=CLI_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             timed_out = True
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             stdout, stderr = proc.communicate()
     return CliRun(proc.returncode, stdout, stderr, time.monotonic() - started, timed_out)
 

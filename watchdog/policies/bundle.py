@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import zlib
 from typing import Any, NamedTuple
@@ -80,6 +79,8 @@ def run_builder(
          "only": only}
     )
     where = ", ".join(r.path for r in roots)
+    import subprocess
+
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "watchdog.policies.build"],

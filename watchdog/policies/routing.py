@@ -15,8 +15,10 @@ the hook runs.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from watchdog.policies.metadata import Routing
+if TYPE_CHECKING:  # metadata imports PyYAML's user; the hook only needs lookup()
+    from watchdog.policies.metadata import Routing
 
 Index = dict[str, list[str]]
 
