@@ -131,7 +131,7 @@ def preprocess(raw: dict[str, Any]) -> dict[str, Any]:
     cwd = raw.get("cwd") if isinstance(raw.get("cwd"), str) else ""
     tool_input = dict(tool_input)
     doc["tool_input"] = tool_input
-    tool = raw.get("tool_name")
+    tool = raw.get("tool_name") if isinstance(raw.get("tool_name"), str) else None
     command = tool_input.get("command")
     if tool in SHELL_TOOLS and isinstance(command, str):
         tool_input["command"] = normalize_whitespace(command)

@@ -104,6 +104,13 @@ def parse_rego_errors(text: str, sources: dict[str, str]) -> list[str]:
     return out
 
 
+def _bundle_errors(bundle: Any) -> str:
+    """Messages of a bundle that built with errors (rego-cpp returns it instead of raising)."""
+    from watchdog.policies.engine import error_messages
+
+    return "; ".join(error_messages(bundle.node())) or "the bundle did not build"
+
+
 class _QuietStdout:
     """Send fd 1 to /dev/null while rego-cpp compiles: it prints diagnostics there."""
 
@@ -263,7 +270,9 @@ def build(
             for name, source in modules:
                 interp.add_module(name, source)
             bundle = interp.build(None, all_eps)
-    except regopy.RegoError as exc:
+        if not bundle.ok():
+            raise regopy.RegoError(_bundle_errors(bundle))
+    except Exception as exc:  # noqa: BLE001 - RegoError, or rego-cpp failing in other ways
         problems = parse_rego_errors(str(exc), sources)
         manifest["error"] = {
             "kind": "policy_compile_error",

@@ -14,23 +14,29 @@ from typing import Any
 from watchdog.errors import PolicyRuntimeError
 
 
-def _error_text(regopy: Any, out_impl: Any) -> str:
-    """The messages of an ErrorSeq output node, e.g. 'complete rules must not produce ...'."""
-    from regopy.node import Node
-    from regopy.rego_shared import NodeKind, rego_node_value, rego_output_node
+def error_messages(node: Any) -> list[str]:
+    """The ErrorMessage texts under a regopy Node (an output or a bundle that failed)."""
+    from regopy.rego_shared import NodeKind, rego_node_value
 
     messages: list[str] = []
 
-    def visit(node: Any) -> None:
-        if node.kind == NodeKind.ErrorMessage:
-            messages.append(rego_node_value(node._impl))
+    def visit(n: Any) -> None:
+        if n.kind == NodeKind.ErrorMessage:
+            messages.append(rego_node_value(n._impl))
             return
-        for i in range(len(node._children)):
-            visit(node.at(i))
+        for i in range(len(n._children)):
+            visit(n.at(i))
 
     with contextlib.suppress(Exception):  # best effort: we are already reporting an error
-        visit(Node(rego_output_node(out_impl)))
-    return "; ".join(m for m in messages if m) or "rego evaluation error"
+        visit(node)
+    return [m for m in messages if m]
+
+
+def _error_text(out_impl: Any) -> str:
+    from regopy.node import Node
+    from regopy.rego_shared import rego_output_node
+
+    return "; ".join(error_messages(Node(rego_output_node(out_impl)))) or "rego evaluation error"
 
 
 class Engine:
@@ -60,7 +66,7 @@ class Engine:
         try:
             if not rs.rego_output_ok(out):
                 raise PolicyRuntimeError(
-                    f"a policy raised an error at run time: {_error_text(self._regopy, out)}. "
+                    f"a policy raised an error at run time: {_error_text(out)}. "
                     "Run 'watchdog eval --explain' on this event to see which."
                 )
             text = rs.rego_output_string(out)

