@@ -144,7 +144,7 @@ def evaluate(event: Event, settings: config.Settings, trace: Trace) -> tuple[Dec
     from watchdog.policies.engine import Engine
 
     engine = Engine(path)
-    trace("bundle loaded")
+    trace("regopy imported, bundle loaded")
     sets: dict[str, DecisionSet] = {}
     for scope in ("global", "project"):
         if scope not in matched:
@@ -152,7 +152,7 @@ def evaluate(event: Event, settings: config.Settings, trace: Trace) -> tuple[Dec
         doc = _input_doc(event, manifest, scope)
         entry, trace_entry = manifest["entrypoints"][scope]
         value = engine.query(entry, doc)
-        trace(f"evaluated {scope}")
+        trace(f"evaluated {scope} ({manifest['scopes'][scope].get('aggregation')} aggregation)")
         if not isinstance(value, dict):
             value = {}
         sets[scope] = parse_set(value.get("set"), value.get("escalate"))
@@ -167,19 +167,12 @@ def _explain_scope(
     engine: Any, entry: str, doc: dict[str, Any], scope: str, ds: DecisionSet, trace: Trace
 ) -> None:
     """Which package's which verb produced what (only with --explain)."""
-    prefix = "cupcake.policies" if scope == "project" else "cupcake.global.policies"
-    for item in engine.query(entry, doc) or []:
-        members = item.get("value")
-        if not members:
-            continue
-        package = ".".join([prefix, *item["path"][:-1]])
-        verb = item["path"][-1]
-        for member in members if isinstance(members, list) else [members]:
-            if isinstance(member, dict):
-                rid = member.get("rule_id", "?")
-                trace(f"  fired {verb} in {package}: [{rid}] {member.get('reason', '')}")
-            else:
-                trace(f"  fired {verb} in {package}: {member}")
+    for package, verb, member in engine.query(entry, doc) or []:
+        if isinstance(member, dict):
+            rid = member.get("rule_id", "?")
+            trace(f"  fired {verb} in {package}: [{rid}] {member.get('reason', '')}")
+        else:
+            trace(f"  fired {verb} in {package}: {member}")
     for esc in ds.escalations:
         trace(f"  escalate (ignored until escalation is on): [{esc.rule_id}] rubric={esc.rubric}")
 
