@@ -67,3 +67,20 @@ def test_custom_evaluate_is_honoured(env, root: PolicyRoot) -> None:
     }
     out, _ = explain(env, root, "rm -rf x")
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+def test_verify_warns_about_regex_rego_cpp_cannot_run(env, root: PolicyRoot) -> None:
+    """(?i) and named groups make rego-cpp's regex builtins undefined: verify says so."""
+    path = root.add("ci.rego", rego_policy(
+        "cupcake.policies.ci",
+        """
+        deny contains {"rule_id": "CI", "reason": "r", "severity": "HIGH"} if {
+            regex.match(`(?i)DROP TABLE`, input.tool_input.command)
+        }
+        """,
+        events=["PreToolUse"], tools=["Bash"]))
+    check = run_cli(["verify", "--policy-dir", str(root.path)], env)
+    assert check.code == 0
+    assert f"{path}:12: warning: regex flags like (?i)" in check.stdout
+    assert run_cli(["hook", "--policy-dir", str(root.path)], env,
+                   json.dumps(bash("drop table users"))).json == {}

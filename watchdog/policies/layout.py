@@ -131,11 +131,20 @@ def list_files(roots: list[Root]) -> list[PolicyFile]:
     return out
 
 
+_BUILDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build.py")
+
+
 def fingerprint(harness: str, roots: list[Root], files: list[PolicyFile]) -> list[Any]:
     """What the warm path compares with the manifest: any added, removed or touched file
-    (path, size, mtime, inode) changes it, and so does a new watchdog version."""
+    (path, size, mtime, inode) changes it, and so does a new watchdog version or builder."""
+    try:
+        st = os.stat(_BUILDER)
+        builder = [st.st_size, st.st_mtime_ns]
+    except OSError:
+        builder = []
     return [
         __version__,
+        builder,
         harness,
         [[r.scope, r.path] for r in roots],
         [[f.path, *f.stat] for f in files],
