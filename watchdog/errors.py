@@ -4,7 +4,11 @@
   + ConfigError          watchdog.toml or an env var is wrong
   + EventError           stdin was empty, not JSON, or not a hook event
   + PolicyError          a policy failed to load, compile, run, or returned malformed decisions
-  + EscalationError      the judge side (queue, model, budget); filled in by the escalation work
+  + EscalationError      the judge side
+    + QueueUnavailable   Redis is down or unreachable
+    + JudgeError         the model failed: HTTP error, timeout, or output that is not a verdict
+      + JudgeTransient   worth retrying with backoff (429, 5xx, timeouts, connection errors)
+    + BudgetExhausted    a cap is reached: no call is made
 
 `kind` is a stable snake_case name written to the log so failures can be grepped and counted.
 """
@@ -50,3 +54,21 @@ class DecisionFormatError(PolicyError):
 
 class EscalationError(WatchdogError):
     kind = "escalation_error"
+
+
+class QueueUnavailable(EscalationError):
+    kind = "queue_unavailable"
+
+
+class JudgeError(EscalationError):
+    kind = "judge_error"
+
+
+class JudgeTransient(JudgeError):
+    """A failure that may pass: RQ retries the job with backoff."""
+
+    kind = "judge_transient"
+
+
+class BudgetExhausted(EscalationError):
+    kind = "budget_exhausted"
