@@ -48,14 +48,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from redis.commands.core import Script
 
-from watchdog.errors import QueueUnavailable
+from watchdog.escalation.redis_errors import redis_errors
 
 logger = logging.getLogger(__name__)
 
@@ -177,18 +176,6 @@ def utc_day(now: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(now))
 
 
-@contextmanager
-def _redis_errors(what: str) -> Iterator[None]:
-    """Map an unreachable Redis to QueueUnavailable, saying what to do (STYLE §3)."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise QueueUnavailable(
-            f"Redis is unreachable while {what} ({exc}). Start it ('redis-server "
-            "--daemonize yes') or point WATCHDOG_REDIS_URL at a running one."
-        ) from exc
-
-
 class Budget:
     """Atomic reserve / settle / release against daily, per-session and total USD caps.
 
@@ -244,7 +231,7 @@ class Budget:
         amount = to_micros(amount_usd)
         now = self.clock()
         day = utc_day(now)
-        with _redis_errors("reserving judge budget"):
+        with redis_errors("reserving judge budget"):
             code = int(self._reserve(
                 keys=[self.reservation_key(job_id), self.day_key(day),
                       self.session_key(session_id), self.total_key(), self.open_key()],
@@ -260,7 +247,7 @@ class Budget:
     def settle(self, job_id: str, actual_usd: float) -> None:
         """Replace job_id's reservation by its real cost; a repeat or unknown id does nothing."""
         actual = to_micros(actual_usd)
-        with _redis_errors("settling judge budget"):
+        with redis_errors("settling judge budget"):
             self._settle(
                 keys=[self.reservation_key(job_id), self.total_key(), self.open_key()],
                 args=[job_id, actual, self.prefix, DAY_TTL_S, SESSION_TTL_S, RECORD_TTL_S],
@@ -268,7 +255,7 @@ class Budget:
 
     def release(self, job_id: str) -> None:
         """Drop job_id's reservation (the call failed before costing anything); idempotent."""
-        with _redis_errors("releasing judge budget"):
+        with redis_errors("releasing judge budget"):
             self._release(
                 keys=[self.reservation_key(job_id), self.total_key(), self.open_key()],
                 args=[job_id, self.prefix, RECORD_TTL_S],
@@ -291,7 +278,7 @@ class Budget:
         if session_id is not None:
             dims.append(("session", self.session_key(session_id)))
         dims.append(("total", self.total_key()))
-        with _redis_errors("reading judge budget"):
+        with redis_errors("reading judge budget"):
             pipe = self.redis.pipeline(transaction=False)
             for _, key in dims:
                 pipe.hmget(key, ["spent", "reserved"])

@@ -45,15 +45,14 @@ import os
 import posixpath
 import re
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
 import redis
 from redis.commands.core import Script
 
-from watchdog.errors import QueueUnavailable
+from watchdog.escalation.redis_errors import redis_errors
 from watchdog.preprocess import SHELL_TOOLS, normalize_whitespace
 
 logger = logging.getLogger(__name__)
@@ -265,18 +264,6 @@ return value
 """
 
 
-@contextmanager
-def _redis_errors(what: str) -> Iterator[None]:
-    """Map an unreachable Redis to QueueUnavailable, saying what to do (STYLE §3)."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise QueueUnavailable(
-            f"Redis is unreachable while {what} ({exc}). Start it ('redis-server "
-            "--daemonize yes') or point WATCHDOG_REDIS_URL at a running one."
-        ) from exc
-
-
 class VerdictCache:
     """Verdicts by cache key, in Redis with a TTL, plus hit and miss counters.
 
@@ -296,7 +283,7 @@ class VerdictCache:
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The cached verdict, or None; counts a hit or a miss."""
-        with _redis_errors("reading the verdict cache"):
+        with redis_errors("reading the verdict cache"):
             value = self._get(keys=[self.redis_key(key), self._hits, self._misses])
         if value is None:
             return None
@@ -315,12 +302,12 @@ class VerdictCache:
         if self.ttl_s <= 0:
             return
         blob = json.dumps(dict(verdict), sort_keys=True, separators=(",", ":"))
-        with _redis_errors("writing the verdict cache"):
+        with redis_errors("writing the verdict cache"):
             self.redis.set(self.redis_key(key), blob, ex=self.ttl_s)
 
     def stats(self) -> dict[str, Any]:
         """{"hits": int, "misses": int, "hit_rate": float in [0, 1] (0.0 before any lookup)}."""
-        with _redis_errors("reading cache statistics"):
+        with redis_errors("reading cache statistics"):
             hits_raw, misses_raw = self.redis.mget([self._hits, self._misses])
         hits, misses = int(hits_raw or 0), int(misses_raw or 0)
         total = hits + misses
