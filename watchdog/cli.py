@@ -61,7 +61,19 @@ def build_parser() -> Any:
     p = sub.add_parser("inspect", help="list policies, their routing and the events they bind")
     _root_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("worker", help="start RQ judge workers for escalated events")
+    p.add_argument("-n", "--count", type=int, default=1, help="how many worker processes")
+    p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    p.add_argument("-v", "--verbose", action="store_true", help="RQ's own log lines")
+    p = sub.add_parser("fake-judge", help="a fake OpenAI/Anthropic API on 127.0.0.1 for demos")
+    p.add_argument("rest", nargs=argparse_remainder(), help="options of the fake judge")
     return parser
+
+
+def argparse_remainder() -> Any:
+    import argparse
+
+    return argparse.REMAINDER
 
 
 def _hook_parser(prog: str) -> Any:
@@ -128,4 +140,12 @@ def _dispatch(args: Any) -> int:
         if args.command == "verify":
             return verify.verify(args.harness, args.policy_dir)
         return verify.inspect(args.harness, args.policy_dir, as_json=args.json)
+    if args.command == "worker":
+        from watchdog.escalation import workers
+
+        return workers.run(args.count, args.burst, args.verbose)
+    if args.command == "fake-judge":
+        from watchdog.escalation import fake_judge
+
+        return fake_judge.main(list(args.rest))
     raise AssertionError(args.command)

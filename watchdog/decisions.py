@@ -72,6 +72,7 @@ class Decision(NamedTuple):
     updated_input: dict[str, Any] | None = None
     escalations: tuple[DecisionObject, ...] = ()
     severity: str | None = None  # highest severity among the winning decisions
+    notices: tuple[str, ...] = ()  # for the user, not the model (judge warnings, failures)
 
     @property
     def blocking(self) -> bool:
@@ -282,3 +283,38 @@ def combine(global_set: DecisionSet | None, project_set: DecisionSet | None) -> 
     if project_set is None:
         return ALLOW_DECISION
     return synthesize(project_set)
+
+
+STRENGTH = {HALT: 5, DENY: 4, BLOCK: 3, ASK: 2, MODIFY: 1, ALLOW: 0}
+JUDGE_RULE_ID = "WATCHDOG-JUDGE"
+
+
+def merge_advisory(policy: Decision, verdict: dict[str, Any], later: bool = False) -> Decision:
+    """Add a judge's verdict to the policy's decision; the result is never weaker.
+
+    The judge only adds: `allow` changes nothing, `add_context` adds context, `warn` and
+    `unknown` add context and a notice for the user, and `ask` turns an allow or modify into an
+    ask. A halt, deny or block stays exactly as the policy said. A verdict delivered `later`
+    (about an earlier event) can no longer ask about that action, so it becomes a warning.
+    """
+    kind = verdict.get("decision")
+    if kind == ALLOW or kind not in ("add_context", "warn", "unknown", ASK):
+        return policy
+    reason = str(verdict.get("reason") or "no reason given")
+    label = verdict.get("label")
+    head = f"watchdog judge on earlier {label}" if later and label else "watchdog judge"
+    if verdict.get("stale") and verdict.get("path"):
+        reason += f" (stale: {verdict['path']} was edited again after this was judged)"
+    text = f"{head}: {reason}"
+    if kind == "add_context":
+        return policy._replace(context=policy.context + (text,))
+    if kind == ASK and not later and policy.verb in (ALLOW, MODIFY):
+        question = str(verdict.get("question") or reason)
+        return Decision(
+            ASK, f"watchdog judge: {question}", policy.rule_ids + (JUDGE_RULE_ID,),
+            policy.agent_messages, policy.context, None, policy.escalations, policy.severity,
+            policy.notices,
+        )
+    if kind == ASK:
+        text = f"{head} would have asked: {verdict.get('question') or reason}"
+    return policy._replace(context=policy.context + (text,), notices=policy.notices + (text,))

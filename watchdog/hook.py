@@ -97,23 +97,43 @@ def roots_for(settings: config.Settings, event: Event) -> list[layout.Root]:
     return roots
 
 
-def _input_doc(event: Event, manifest: dict[str, Any], scope: str) -> dict[str, Any]:
+def _input_doc(
+    event: Event, manifest: dict[str, Any], scope: str, extra: dict[str, Any] | None
+) -> dict[str, Any]:
     from watchdog.preprocess import preprocess
 
     doc = preprocess(event.raw)
     builtin_config = manifest.get("builtins", {}).get(scope)
     if builtin_config:
         doc["builtin_config"] = builtin_config
+    if extra:
+        doc["watchdog"] = extra
     return doc
 
 
-def evaluate(event: Event, settings: config.Settings, trace: Trace) -> tuple[Decision, list[str]]:
-    """The policy decision for one event, and warnings for stderr and the log."""
+def _watchdog_input(settings: config.Settings) -> dict[str, Any]:
+    """`input.watchdog` with --watchdog: the judge budget as last seen (a local snapshot)."""
+    from watchdog.escalation.pending import read_budget_snapshot
+
+    budget = read_budget_snapshot(settings.state_dir)
+    return {"enabled": True, "budget": budget} if budget else {"enabled": True}
+
+
+class Evaluated(NamedTuple):
+    decision: Decision
+    warnings: list[str]
+    manifest: dict[str, Any]
+
+
+def evaluate(
+    event: Event, settings: config.Settings, trace: Trace, escalate: bool = False
+) -> Evaluated:
+    """The policy decision for one event, warnings for stderr and the log, and the manifest."""
     warnings: list[str] = []
     roots = roots_for(settings, event)
     trace(f"roots: {', '.join(f'{r.scope}={r.path}' for r in roots) or 'none'}")
     if not roots:
-        return ALLOW_DECISION, warnings
+        return Evaluated(ALLOW_DECISION, warnings, {})
     loaded = bundle.load(event.harness, roots, settings.cache_dir)
     manifest = loaded.manifest
     trace(f"bundle: {'compiled' if loaded.rebuilt else 'cached'} {manifest.get('bundle')}")
@@ -131,7 +151,7 @@ def evaluate(event: Event, settings: config.Settings, trace: Trace) -> tuple[Dec
         if packages:
             matched[scope] = packages
     if not matched:
-        return ALLOW_DECISION, warnings
+        return Evaluated(ALLOW_DECISION, warnings, manifest)
     path = loaded.bundle_path
     if path is None or not bundle.bundle_ok(path, manifest):
         trace("bundle missing or damaged: rebuilding")
@@ -146,10 +166,11 @@ def evaluate(event: Event, settings: config.Settings, trace: Trace) -> tuple[Dec
     engine = Engine(path)
     trace("regopy imported, bundle loaded")
     sets: dict[str, DecisionSet] = {}
+    extra = _watchdog_input(settings) if escalate else None
     for scope in ("global", "project"):
         if scope not in matched:
             continue
-        doc = _input_doc(event, manifest, scope)
+        doc = _input_doc(event, manifest, scope, extra)
         entry, trace_entry = manifest["entrypoints"][scope]
         value = engine.query(entry, doc)
         trace(f"evaluated {scope} ({manifest['scopes'][scope].get('aggregation')} aggregation)")
@@ -160,7 +181,7 @@ def evaluate(event: Event, settings: config.Settings, trace: Trace) -> tuple[Dec
             _explain_scope(engine, trace_entry, doc, scope, sets[scope], trace)
     decision = combine(sets.get("global"), sets.get("project"))
     trace(f"decision: {decision.verb}" + (f" ({decision.reason})" if decision.reason else ""))
-    return decision, warnings
+    return Evaluated(decision, warnings, manifest)
 
 
 def _explain_scope(
@@ -175,6 +196,20 @@ def _explain_scope(
             trace(f"  fired {verb} in {package}: {member}")
     for esc in ds.escalations:
         trace(f"  escalate (ignored until escalation is on): [{esc.rule_id}] rubric={esc.rubric}")
+
+
+def _escalate(event: Event, decision: Decision, manifest: dict[str, Any],
+              settings: config.Settings, trace: Trace) -> Decision:
+    """With --watchdog: only when this event escalates or the session is owed a verdict does
+    the escalation code (redis, rq) load."""
+    from watchdog.escalation import pending
+
+    wants = bool(decision.escalations) and not decision.blocking
+    if not wants and not pending.has_pending(settings.state_dir, event.session_id):
+        return decision
+    from watchdog.escalation import escalate
+
+    return escalate.run(event, decision, manifest, settings, trace)
 
 
 def _fail(
@@ -231,7 +266,9 @@ def run(
         harness = _harness(harness_name)
         event = harness.parse(read_event(stdin))
         trace(f"event {event.label} session={event.session_id or '-'} cwd={event.cwd}")
-        decision, warnings = evaluate(event, settings, trace)
+        decision, warnings, manifest = evaluate(event, settings, trace, escalate)
+        if escalate:
+            decision = _escalate(event, decision, manifest, settings, trace)
         for w in warnings:
             stderr.append(f"watchdog: warning: {w}")
             logs.write(settings.state_dir, "warning", "cache_warning", message=w)

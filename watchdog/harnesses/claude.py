@@ -135,6 +135,13 @@ def _render_blocking(decision: Decision, event: Event) -> dict[str, Any]:
 
 def render(decision: Decision, event: Event) -> dict[str, Any]:
     """The response object for this event; `{}` means no opinion."""
+    out = _render(decision, event)
+    if decision.notices:
+        out["systemMessage"] = "\n".join(decision.notices)
+    return out
+
+
+def _render(decision: Decision, event: Event) -> dict[str, Any]:
     name = event.name
     if decision.blocking:
         return _render_blocking(decision, event)

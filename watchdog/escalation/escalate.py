@@ -1,0 +1,124 @@
+"""The hook's side of escalation (`--watchdog`): deliver owed verdicts, escalate this event.
+
+    Decision -> [verdicts owed to this session, merged] -> [escalate?] -> Decision
+
+An event escalates when a policy put something in `escalate` and no policy halted, denied or
+blocked it (a block wins and nothing is enqueued). A cached verdict answers at once. Otherwise
+the event becomes an RQ job; with `wait` the hook holds the event up to `wait_deadline_s` for
+the verdict, and past the deadline (or without `wait`) the verdict is delivered at the
+session's next event. Any queue failure leaves the policy decision as it is, with a notice for
+the user and a log record: the judge never stands in the way.
+
+redis and rq are imported here, and this module is imported only when there is something to
+deliver or to escalate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from watchdog import logs
+from watchdog.config import Settings
+from watchdog.decisions import Decision, merge_advisory
+from watchdog.errors import QueueUnavailable
+from watchdog.escalation import pending, queue, request
+from watchdog.escalation.cache import VerdictCache
+from watchdog.events import Event
+
+
+def _log_verdict(settings: Settings, event: Event, record: dict[str, Any], how: str) -> None:
+    logs.write(
+        settings.state_dir, "warning" if record.get("decision") in ("warn", "unknown", "ask")
+        else "info", "verdict", how=how, session_id=event.session_id, hook_event=event.name,
+        label=record.get("label"), decision=record.get("decision"),
+        reason=str(record.get("reason", ""))[:500], model=record.get("model"),
+        cached=record.get("cached"), stale=record.get("stale"),
+    )
+
+
+def _snapshot_budget(conn: Any, settings: Settings, session_id: str) -> None:
+    """Keep `input.watchdog.budget` current without a Redis round trip on every event."""
+    from watchdog.escalation.budget import Budget
+
+    try:
+        state = Budget(conn, settings.redis_prefix, settings.budget_daily_usd,
+                       settings.budget_session_usd, settings.budget_total_usd).state(session_id)
+        path = os.path.join(settings.state_dir, pending.BUDGET_SNAPSHOT)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(state, fh)
+        os.replace(tmp, path)
+    except Exception:  # noqa: BLE001 - a snapshot is a convenience, never a failure
+        pass
+
+
+def run(event: Event, decision: Decision, manifest: dict[str, Any], settings: Settings,
+        trace: Any) -> Decision:
+    """Apply escalation to a policy decision; never raises for queue or judge trouble."""
+    if event.name == "PreToolUse":
+        pending.note_edit(settings.state_dir, event.session_id, event.tool_name,
+                          _touched_path(event))
+    owed = pending.has_pending(settings.state_dir, event.session_id)
+    wants = bool(decision.escalations) and not decision.blocking
+    if not owed and not wants:
+        return decision
+    started = time.monotonic()
+    try:
+        conn = queue.connect(settings, timeout_s=min(2.0, settings.wait_deadline_s))
+        if owed:
+            for record in pending.collect(conn, settings.redis_prefix, settings.state_dir,
+                                          event.session_id):
+                trace(f"delivered earlier verdict: {record.get('decision')} "
+                      f"on {record.get('label')}")
+                _log_verdict(settings, event, record, "later")
+                decision = merge_advisory(decision, record, later=True)
+        if wants:
+            decision = _escalate(conn, event, decision, manifest, settings, trace, started)
+            _snapshot_budget(conn, settings, event.session_id)
+        conn.close()
+    except QueueUnavailable as exc:
+        logs.write(settings.state_dir, "error", exc.kind, message=str(exc),
+                   session_id=event.session_id, hook_event=event.name)
+        trace(f"escalation unavailable: {exc}")
+        if wants:
+            note = f"watchdog: judge unavailable, policy decision only: {exc}"
+            decision = decision._replace(notices=decision.notices + (note,))
+    return decision
+
+
+def _escalate(conn: Any, event: Event, decision: Decision, manifest: dict[str, Any],
+              settings: Settings, trace: Any, started: float) -> Decision:
+    payload = request.build(event, decision, manifest, settings)
+    key = payload["key"]
+    hit = VerdictCache(conn, settings.redis_prefix, settings.verdict_ttl_s).get(key)
+    if hit is not None:
+        trace(f"verdict cache hit: {hit.get('decision')}")
+        record = {**hit, "cached": True, "label": payload["label"]}
+        _log_verdict(settings, event, record, "cache")
+        return merge_advisory(decision, record)
+    job = queue.enqueue(queue.queue(conn, settings), key, payload, settings)
+    trace(f"enqueued {job.id[:19]}... rubric={payload['rubric']} wait={payload['wait']}")
+    if payload["wait"]:
+        deadline = started + settings.wait_deadline_s
+        raw = queue.wait_for(conn, pending.result_key(settings.redis_prefix, key), deadline)
+        if raw is not None:
+            record = {**json.loads(raw), "label": payload["label"]}
+            trace(f"verdict in time: {record.get('decision')}")
+            _log_verdict(settings, event, record, "wait")
+            return merge_advisory(decision, record)
+        trace("no verdict before the deadline: it will come at the next event")
+    pending.remember(settings.state_dir, event.session_id, pending.Entry(
+        job_id=key, request_id=payload["request_id"], label=payload["label"],
+        path=_touched_path(event), created=time.time(),
+    ))
+    return decision
+
+
+def _touched_path(event: Event) -> str | None:
+    if event.tool_name not in pending.EDIT_TOOLS:
+        return None
+    path = (event.tool_input or {}).get("file_path")
+    return path if isinstance(path, str) else None

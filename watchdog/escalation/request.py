@@ -1,0 +1,108 @@
+"""What the hook sends to the judge for one escalated event, built in the hook process.
+
+The payload holds the event with secrets redacted, the user's recent prompts (the task, read
+from the transcript's tail; never the agent's own text: the judge is reasoning-blind), why the
+policies escalated, the decision so far, and the ids the worker, cache and budget need.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+
+from watchdog.config import Settings
+from watchdog.decisions import Decision, DecisionObject
+from watchdog.errors import JudgeError
+from watchdog.escalation import rubric
+from watchdog.escalation.cache import cache_key
+from watchdog.events import Event
+from watchdog.redact import redact
+
+TAIL_BYTES = 512 * 1024
+MAX_PROMPTS = 5
+_SEVERITY = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "MODERATE": 2, "LOW": 3}
+
+
+def prompt_version(name: str) -> str:
+    """The rubric template's hash: a changed prompt never reuses an old verdict."""
+    try:
+        return rubric.prompt_version(rubric.load_rubric(name))
+    except JudgeError:
+        return "missing"  # the worker reports the unknown rubric as an `unknown` verdict
+
+
+def user_prompts(transcript_path: str | None, limit: int = MAX_PROMPTS) -> list[str]:
+    """The user's last prompts from a Claude Code transcript (real prompts only, oldest first)."""
+    if not transcript_path:
+        return []
+    try:
+        with open(transcript_path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - TAIL_BYTES))
+            lines = fh.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    prompts: list[str] = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or rec.get("type") != "user" or rec.get("isMeta"):
+            continue
+        if rec.get("toolUseResult") is not None:
+            continue
+        content = (rec.get("message") or {}).get("content")
+        if isinstance(content, list):
+            if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+                continue
+            content = "\n".join(b.get("text", "") for b in content
+                                if isinstance(b, dict) and b.get("type") == "text")
+        if not isinstance(content, str) or not content.strip():
+            continue
+        if content.lstrip().startswith(("<command-", "<local-command-")):
+            continue
+        prompts.append(content)
+    return prompts[-limit:]
+
+
+def primary(escalations: tuple[DecisionObject, ...]) -> DecisionObject:
+    """The most severe escalation picks the rubric."""
+    return min(escalations, key=lambda e: _SEVERITY.get(e.severity.upper(), 4))
+
+
+def build(event: Event, decision: Decision, manifest: dict[str, Any],
+          settings: Settings) -> dict[str, Any]:
+    lead = primary(decision.escalations)
+    raw = redact(event.raw)
+    prompts = [str(p) for p in redact(user_prompts(event.raw.get("transcript_path")))]
+    if not prompts and isinstance(event.raw.get("prompt"), str):
+        prompts = [str(redact(event.raw["prompt"]))]
+    bundle_hash = str(manifest.get("content_hash", ""))
+    version = prompt_version(lead.rubric)
+    key = cache_key(raw, lead.rubric, version, settings.judge_model, bundle_hash)
+    tin = event.tool_input or {}
+    detail = tin.get("command") or tin.get("file_path") or tin.get("url") or ""
+    return {
+        "v": 1,
+        "key": key,
+        "request_id": uuid.uuid4().hex,
+        "session_id": event.session_id,
+        "harness": event.harness,
+        "label": f"{event.label} {str(redact(str(detail)))[:80]}".strip(),
+        "rubric": lead.rubric,
+        "wait": any(e.wait for e in decision.escalations),
+        "event": raw,
+        "user_prompts": prompts,
+        "escalations": [
+            {"rule_id": e.rule_id, "reason": e.reason, "severity": e.severity,
+             "rubric": e.rubric, "wait": e.wait} for e in decision.escalations
+        ],
+        "policy_decision": {"verb": decision.verb, "reason": decision.reason,
+                            "rule_ids": list(decision.rule_ids)},
+        "bundle_hash": bundle_hash,
+        "prompt_version": version,
+    }

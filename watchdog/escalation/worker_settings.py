@@ -1,0 +1,26 @@
+"""RQ settings for judge workers: `rq worker -c watchdog.escalation.worker_settings watchdog`.
+
+(`workers/settings.py` at the top of the repository re-exports this, for `rq worker -c
+workers.settings watchdog` from a checkout.) Reading it:
+* points the worker at the same Redis as the hooks: `WATCHDOG_REDIS_URL`, else the per-user
+  embedded server (started here if it is not running);
+* makes JSON the default serializer of this worker process: jobs carry agent data, so they are
+  JSON, never pickle, and RQ's CLI would otherwise need `-S json` on every command line;
+* imports the job module, and with it litellm (about 5 s), once, in the worker's main process:
+  RQ forks a work horse per job and each horse inherits the loaded modules.
+"""
+
+from __future__ import annotations
+
+import rq.serializers
+
+from watchdog import config
+from watchdog.escalation import queue as _queue
+
+rq.serializers.DefaultSerializer = rq.serializers.JSONSerializer  # type: ignore[misc,assignment]
+
+_settings = config.load()
+REDIS_URL = _queue.redis_url(_settings)
+QUEUES = [_settings.queue]
+
+import watchdog.escalation.jobs  # noqa: E402,F401  (preload litellm before forking)
