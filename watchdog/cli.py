@@ -65,15 +65,9 @@ def build_parser() -> Any:
     p.add_argument("-n", "--count", type=int, default=1, help="how many worker processes")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     p.add_argument("-v", "--verbose", action="store_true", help="RQ's own log lines")
-    p = sub.add_parser("fake-judge", help="a fake OpenAI/Anthropic API on 127.0.0.1 for demos")
-    p.add_argument("rest", nargs=argparse_remainder(), help="options of the fake judge")
+    sub.add_parser("fake-judge", help="a fake OpenAI/Anthropic API on 127.0.0.1 for demos",
+                   add_help=False)
     return parser
-
-
-def argparse_remainder() -> Any:
-    import argparse
-
-    return argparse.REMAINDER
 
 
 def _hook_parser(prog: str) -> Any:
@@ -117,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         from watchdog import hook
 
         return hook.main(fast[0], fast[1], fast[2], explain=False)
+    if argv[:1] == ["fake-judge"]:  # its own options, parsed by fake_judge.main
+        from watchdog.escalation import fake_judge
+
+        return fake_judge.main(argv[1:])
     args = build_parser().parse_args(argv)
     from watchdog.errors import WatchdogError
 
@@ -144,8 +142,4 @@ def _dispatch(args: Any) -> int:
         from watchdog.escalation import workers
 
         return workers.run(args.count, args.burst, args.verbose)
-    if args.command == "fake-judge":
-        from watchdog.escalation import fake_judge
-
-        return fake_judge.main(list(args.rest))
     raise AssertionError(args.command)

@@ -195,7 +195,7 @@ def _explain_scope(
         else:
             trace(f"  fired {verb} in {package}: {member}")
     for esc in ds.escalations:
-        trace(f"  escalate (ignored until escalation is on): [{esc.rule_id}] rubric={esc.rubric}")
+        trace(f"  escalate: [{esc.rule_id}] rubric={esc.rubric} wait={esc.wait}")
 
 
 def _escalate(event: Event, decision: Decision, manifest: dict[str, Any],

@@ -99,11 +99,13 @@ def _escalate(conn: Any, event: Event, decision: Decision, manifest: dict[str, A
         record = {**hit, "cached": True, "label": payload["label"]}
         _log_verdict(settings, event, record, "cache")
         return merge_advisory(decision, record)
-    job = queue.enqueue(queue.queue(conn, settings), key, payload, settings)
+    job = queue.enqueue(queue.queue(conn, settings), payload["job_id"], payload, settings)
     trace(f"enqueued {job.id[:19]}... rubric={payload['rubric']} wait={payload['wait']}")
     if payload["wait"]:
         deadline = started + settings.wait_deadline_s
-        raw = queue.wait_for(conn, pending.result_key(settings.redis_prefix, key), deadline)
+        raw = queue.wait_for(
+            conn, pending.result_key(settings.redis_prefix, payload["job_id"]), deadline
+        )
         if raw is not None:
             record = {**json.loads(raw), "label": payload["label"]}
             trace(f"verdict in time: {record.get('decision')}")
@@ -111,7 +113,7 @@ def _escalate(conn: Any, event: Event, decision: Decision, manifest: dict[str, A
             return merge_advisory(decision, record)
         trace("no verdict before the deadline: it will come at the next event")
     pending.remember(settings.state_dir, event.session_id, pending.Entry(
-        job_id=key, request_id=payload["request_id"], label=payload["label"],
+        job_id=payload["job_id"], request_id=payload["request_id"], label=payload["label"],
         path=_touched_path(event), created=time.time(),
     ))
     return decision

@@ -78,8 +78,9 @@ def judge_event(payload: dict[str, Any]) -> dict[str, Any]:
     if job is None:
         raise RuntimeError("judge_event runs inside an RQ worker")
     conn, job_id, s = job.connection, job.id, settings()
+    key = payload["key"]
     cache = VerdictCache(conn, s.redis_prefix, s.verdict_ttl_s)
-    hit = cache.get(job_id)
+    hit = cache.get(key)
     if hit is not None:
         return _finish(conn, s, job_id, {**hit, "cached": True}, payload)
     budget = budget_for(conn, s)
@@ -109,7 +110,7 @@ def judge_event(payload: dict[str, Any]) -> dict[str, Any]:
     record = {**result.verdict.model_dump(), "model": result.model, "cost_usd": result.cost_usd,
               "latency_ms": result.latency_ms, "cached": False}
     if result.verdict.decision != "unknown":
-        cache.put(job_id, record)
+        cache.put(key, record)
     return _finish(conn, s, job_id, record, payload)
 
 

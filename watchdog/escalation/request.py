@@ -69,6 +69,11 @@ def user_prompts(transcript_path: str | None, limit: int = MAX_PROMPTS) -> list[
     return prompts[-limit:]
 
 
+def job_id(key: str) -> str:
+    """RQ job ids allow letters, digits, - and _ only; one job per cache key (in-flight dedup)."""
+    return key.replace(":", "-")
+
+
 def primary(escalations: tuple[DecisionObject, ...]) -> DecisionObject:
     """The most severe escalation picks the rubric."""
     return min(escalations, key=lambda e: _SEVERITY.get(e.severity.upper(), 4))
@@ -89,6 +94,7 @@ def build(event: Event, decision: Decision, manifest: dict[str, Any],
     return {
         "v": 1,
         "key": key,
+        "job_id": job_id(key),
         "request_id": uuid.uuid4().hex,
         "session_id": event.session_id,
         "harness": event.harness,
