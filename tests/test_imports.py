@@ -53,3 +53,26 @@ def test_unrouted_event_does_not_load_regopy(env, root: PolicyRoot) -> None:
     imported(env, root, bash("ls"))  # compile once
     names = top_level(imported(env, root, claude_event("Stop", stop_hook_active=False)))
     assert "regopy" not in names and "ctypes" not in names
+
+
+def test_watchdog_flag_without_escalation_stays_light(env, root: PolicyRoot) -> None:
+    """--watchdog on an event nothing escalates (and nothing owed): still no redis or rq."""
+    root.add("rm.rego", rego_policy(
+        "cupcake.policies.rm",
+        'deny contains {"rule_id": "R", "reason": "r", "severity": "HIGH"} if '
+        'contains(input.tool_input.command, "rm")\n'
+        'escalate contains {"rule_id": "E", "reason": "e", "severity": "LOW"} if '
+        'contains(input.tool_input.command, "curl")',
+        events=["PreToolUse"], tools=["Bash"]))
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "watchdog", "hook", "--watchdog",
+         "--policy-dir", str(root.path)],
+        input=json.dumps(bash("rm -rf build")).encode(), capture_output=True, env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    names = {line.rsplit("|", 1)[1].strip().split(".")[0]
+             for line in proc.stderr.decode().splitlines()
+             if line.startswith("import time:") and "|" in line}
+    assert "regopy" in names
+    assert not names & set(HEAVY), names & set(HEAVY)

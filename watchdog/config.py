@@ -44,6 +44,7 @@ class Settings(NamedTuple):
     verdict_ttl_s: int = 7 * 24 * 3600  # verdict cache lifetime
     job_timeout_s: int = 120  # RQ job timeout
     job_retries: int = 3  # RQ retries on transient model errors (429, 5xx, timeouts)
+    job_retry_backoff_s: int = 2  # first retry delay, then x5, x15 (needs --with-scheduler)
     budget_daily_usd: float = 5.0
     budget_session_usd: float = 1.0
     budget_total_usd: float = 100.0
@@ -55,6 +56,7 @@ _FILE_KEYS = (
     "on_error", "policy_dir", "global_policies", "log_decisions", "redis_url", "redis_prefix",
     "queue", "wait_deadline_s", "judge_model", "judge_fallbacks", "judge_api_base",
     "judge_timeout_s", "judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries",
+    "job_retry_backoff_s",
     "budget_daily_usd", "budget_session_usd", "budget_total_usd", "budget_fallback",
     "critical_rubrics",
 )
@@ -62,7 +64,8 @@ _ENV_KEYS = {f"WATCHDOG_{key.upper()}": key for key in _FILE_KEYS}
 _BOOL_KEYS = ("global_policies", "log_decisions")
 _FLOAT_KEYS = ("wait_deadline_s", "judge_timeout_s", "budget_daily_usd", "budget_session_usd",
                "budget_total_usd")
-_INT_KEYS = ("judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries")
+_INT_KEYS = ("judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries",
+             "job_retry_backoff_s")
 _LIST_KEYS = ("judge_fallbacks", "critical_rubrics")
 
 

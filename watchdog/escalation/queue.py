@@ -34,7 +34,6 @@ from watchdog.errors import QueueUnavailable
 
 JOB_FUNCTION = "watchdog.escalation.jobs.judge_event"
 FAILURE_CALLBACK = "watchdog.escalation.jobs.on_failure"
-RETRY_INTERVALS_S = [2, 10, 30]
 SOCKET_NAME = "redis.sock"
 START_TIMEOUT_S = 5.0
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to about 108 bytes
@@ -160,7 +159,7 @@ def enqueue(q: Queue, job_id: str, payload: dict[str, Any], settings: Settings) 
                 timeout=settings.job_timeout_s,
                 result_ttl=3600,
                 failure_ttl=7 * 24 * 3600,
-                retry=Retry(max=settings.job_retries, interval=RETRY_INTERVALS_S),
+                retry=_retry(settings),
                 on_failure=_failure_callback(),
                 description=f"judge {payload.get('label', '')} ({payload.get('rubric')})",
             )
@@ -175,6 +174,15 @@ def enqueue(q: Queue, job_id: str, payload: dict[str, Any], settings: Settings) 
         except redis.RedisError as exc:
             raise QueueUnavailable(f"could not enqueue on {q.name}: {exc}") from exc
     raise QueueUnavailable(f"could not enqueue job {job_id}: it kept changing state")
+
+
+def _retry(settings: Settings) -> Retry | None:
+    """Backoff b, 5b, 15b seconds. RQ re-enqueues a delayed retry from a worker's scheduler
+    (`rq worker --with-scheduler`, which `watchdog worker` passes); 0 retries at once."""
+    if settings.job_retries <= 0:
+        return None
+    b = settings.job_retry_backoff_s
+    return Retry(max=settings.job_retries, interval=[b, 5 * b, 15 * b] if b else 0)
 
 
 def _failure_callback() -> Any:

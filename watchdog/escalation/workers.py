@@ -23,7 +23,7 @@ SETTINGS_MODULE = "watchdog.escalation.worker_settings"
 def command(settings: config.Settings, name: str, burst: bool) -> list[str]:
     rq_exe = shutil.which("rq", path=os.path.dirname(sys.executable)) or shutil.which("rq")
     base = [rq_exe] if rq_exe else [sys.executable, "-m", "rq.cli"]
-    cmd = base + ["worker", "-c", SETTINGS_MODULE, "--name", name]
+    cmd = base + ["worker", "-c", SETTINGS_MODULE, "--name", name, "--with-scheduler"]
     if burst:
         cmd.append("--burst")
     return cmd + [settings.queue]
