@@ -161,9 +161,9 @@ def evaluate(
             raise PolicyCompileError(
                 "the policy bundle could not be rebuilt. Run 'watchdog verify'."
             )
-    from watchdog.policies.engine import Engine
+    from watchdog.policies import engine as engines
 
-    engine = Engine(path)
+    engine = engines.load(path)
     trace("regopy imported, bundle loaded")
     sets: dict[str, DecisionSet] = {}
     extra = _watchdog_input(settings) if escalate else None

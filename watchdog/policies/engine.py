@@ -81,3 +81,16 @@ class Engine:
             return json.loads(text)["expressions"][0]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise PolicyRuntimeError(f"unexpected output from rego: {text[:200]}") from exc
+
+
+_LOADED: dict[str, Engine] = {}
+
+
+def load(bundle_path: str) -> Engine:
+    """An Engine per bundle file for this process: a hook loads one; an in-process replay of
+    many events (the eval harness) reuses it instead of loading the bundle per event. Bundle
+    files are named by content hash and CRC, so a cached path never changes meaning."""
+    engine = _LOADED.get(bundle_path)
+    if engine is None:
+        engine = _LOADED[bundle_path] = Engine(bundle_path)
+    return engine
