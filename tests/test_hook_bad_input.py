@@ -174,3 +174,17 @@ def test_no_policies_anywhere_allows_silently(hook, tmp_path: Path) -> None:
     project.mkdir()
     run = hook(bash("rm -rf /", cwd=str(project)), cwd=project)
     assert run.json == {} and run.stderr == ""
+
+
+def test_json_marshal_of_input_arrays_works_and_stdout_stays_clean(hook, root: PolicyRoot) -> None:
+    """rego-cpp mishandles input built through regopy.Input (json.marshal of an input array was
+    undefined and printed on stdout); the hook passes input as JSON, so policies see the value
+    and stdout holds exactly one JSON object."""
+    root.add("marshal.rego", rego_policy(
+        "cupcake.policies.marshal",
+        'add_context contains json.marshal(input.tool_input.tags) if input.tool_input.tags',
+        events=["PreToolUse"], tools=["Bash"]))
+    event = {**bash("ls"), "tool_input": {"command": "ls", "tags": ["a", "b"]}}
+    run = hook(event, policy_dir=root)
+    assert run.stdout.count("\n") == 1
+    assert run.hso["additionalContext"] == '["a","b"]'

@@ -9,9 +9,28 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import sys
 from typing import Any
 
 from watchdog.errors import PolicyRuntimeError
+
+
+class QuietStdout:
+    """Send fd 1 to /dev/null while rego-cpp runs: it prints diagnostics there (compile errors,
+    and some builtins' failures at evaluation time), and a hook's stdout belongs to the harness.
+    """
+
+    def __enter__(self) -> None:
+        sys.stdout.flush()
+        self._saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+    def __exit__(self, *exc: object) -> None:
+        os.dup2(self._saved, 1)
+        os.close(self._saved)
 
 
 def error_messages(node: Any) -> list[str]:
@@ -57,10 +76,14 @@ class Engine:
         from regopy import rego_shared as rs
 
         try:
-            self._interp.set_input(self._regopy.Input(input_doc))
-            out = rs.rego_bundle_query_entrypoint(
-                self._interp._impl, self._bundle._impl, entrypoint
-            )
+            # The input goes in as JSON text: terms built by regopy.Input hold strings in a form
+            # some builtins reject (json.marshal of an input array is undefined and prints a
+            # diagnostic), so a policy would silently decide differently.
+            self._interp.set_input_term(json.dumps(input_doc))
+            with QuietStdout():
+                out = rs.rego_bundle_query_entrypoint(
+                    self._interp._impl, self._bundle._impl, entrypoint
+                )
         except Exception as exc:  # noqa: BLE001
             raise PolicyRuntimeError(f"policy evaluation failed: {exc}") from exc
         try:
