@@ -171,6 +171,8 @@ def evaluate(
         if scope not in matched:
             continue
         doc = _input_doc(event, manifest, scope, extra)
+        if scope == "project" and escalate and _cupcake_watchdog_on(event, manifest, sets):
+            _add_cupcake_watchdog(doc, event, roots, manifest, settings, trace)
         entry, trace_entry = manifest["entrypoints"][scope]
         value = engine.query(entry, doc)
         trace(f"evaluated {scope} ({manifest['scopes'][scope].get('aggregation')} aggregation)")
@@ -182,6 +184,38 @@ def evaluate(
     decision = combine(sets.get("global"), sets.get("project"))
     trace(f"decision: {decision.verb}" + (f" ({decision.reason})" if decision.reason else ""))
     return Evaluated(decision, warnings, manifest)
+
+
+# -- Cupcake's watchdog (its LLM-as-judge), only with --watchdog -------------------------------
+
+CUPCAKE_WATCHDOG_EVENTS = ("PreToolUse", "beforeShellExecution", "beforeMCPExecution")
+
+
+def _cupcake_watchdog_on(event: Event, manifest: dict[str, Any],
+                         sets: dict[str, DecisionSet]) -> bool:
+    """As Cupcake: the project rulebook says `watchdog: true` (or `{enabled: true}`), a project
+    policy routed (the caller checks), the event is a pre-action one, and no global halt,
+    deny or block ended the evaluation first."""
+    wanted = manifest.get("rulebooks", {}).get("project", {}).get("watchdog")
+    if not (wanted is True or (isinstance(wanted, dict) and wanted.get("enabled") is True)):
+        return False
+    if event.raw.get("hook_event_name") not in CUPCAKE_WATCHDOG_EVENTS:
+        return False
+    first = sets.get("global")
+    return not (first and (first.halts or first.denials or first.blocks))
+
+
+def _add_cupcake_watchdog(doc: dict[str, Any], event: Event, roots: list[layout.Root],
+                          manifest: dict[str, Any], settings: config.Settings,
+                          trace: Trace) -> None:
+    """Put the judge's answer at `input.signals.watchdog` (absent when it cannot start)."""
+    from watchdog.escalation import cupcake_watchdog
+
+    project = next((r.path for r in roots if r.scope == "project"), None)
+    answer = cupcake_watchdog.signal(event, doc, project, manifest, settings, trace)
+    if answer is not None:
+        signals = doc.get("signals")
+        doc["signals"] = {**(signals if isinstance(signals, dict) else {}), "watchdog": answer}
 
 
 def _explain_scope(

@@ -9,6 +9,9 @@ the loaded modules. Transient model errors (429, 5xx, timeouts) release the rese
 raise, so RQ retries with backoff; a permanent error or output that is not a verdict becomes an
 `unknown` verdict, delivered to the user as a warning. Budget reservations are keyed by the
 hook's request id, which survives retries: a worker killed mid-call is not charged twice.
+
+`cupcake_watchdog` runs Cupcake's watchdog through the same cache and budget: one call on the
+hook's rendered prompt, the answer (or the failure) back to the hook that waits for it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from rq import get_current_job
 
 from watchdog import config
 from watchdog.errors import JudgeError, JudgeTransient
+from watchdog.escalation import cupcake_watchdog as cw
 from watchdog.escalation import judge, rubric
 from watchdog.escalation.budget import Budget
 from watchdog.escalation.cache import VerdictCache
@@ -123,3 +127,67 @@ def on_failure(job: Any, connection: Any, exc_type: Any, exc: Any, tb: Any) -> N
         "decision": "unknown", "confidence": 0.0,
         "reason": f"the judge could not be reached after retries ({exc_type.__name__}: {exc})",
     }, payload)
+
+
+# -- Cupcake's watchdog ------------------------------------------------------------------------
+
+
+def _cupcake_finish(conn: Any, payload: dict[str, Any], record: dict[str, Any]
+                    ) -> dict[str, Any]:
+    """Hand the answer (`output`) or the failure (`error`) to the hook that waits for it."""
+    conn.set(payload["result_key"], json.dumps(record), ex=cw.RESULT_TTL_S)
+    logger.info("cupcake_watchdog %s", json.dumps({
+        "label": payload.get("label"), "model": payload.get("model"),
+        "cached": record.get("cached"), "error": record.get("error"),
+        "allow": (record.get("output") or {}).get("allow")}))
+    return record
+
+
+def cupcake_watchdog(payload: dict[str, Any]) -> dict[str, Any]:
+    """RQ entry point: Cupcake's watchdog call for one event, rendered and redacted by the hook.
+
+    One call, no corrective retry and no RQ retry (Cupcake makes one call while the hook
+    waits); a model error or a reply that is not a watchdog answer goes back as `error`, which
+    the hook turns into Cupcake's failure object. Only answers are cached.
+    """
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("cupcake_watchdog runs inside an RQ worker")
+    conn, s = job.connection, settings()
+    key, reservation = payload["key"], payload["request_id"]
+    cache = VerdictCache(conn, s.redis_prefix, s.verdict_ttl_s)
+    hit = cache.get(key)
+    if hit is not None and isinstance(hit.get("output"), dict):
+        return _cupcake_finish(conn, payload, {**hit, "cached": True})
+    model, messages = payload["model"], payload["messages"]
+    max_tokens = max(s.judge_max_tokens, cw.MAX_TOKENS)
+    worst = judge.worst_case_cost(model, messages, max_tokens)
+    budget = budget_for(conn, s)
+    if not budget.reserve(reservation, payload.get("session_id") or "-", worst):
+        return _cupcake_finish(conn, payload, {
+            "error": "the judge budget cap is reached (see WATCHDOG_BUDGET_*_USD)"})
+    call_settings = s._replace(judge_timeout_s=float(payload["timeout_s"]))
+    try:
+        text, cost, priced = judge.complete_text(
+            model, messages, call_settings, api_key=cw.api_key(payload["api_key_env"]),
+            max_tokens=max_tokens)
+    except JudgeError as exc:
+        budget.release(reservation)
+        return _cupcake_finish(conn, payload, {"error": cw.describe(exc)})
+    budget.settle(reservation, cost if priced else worst)
+    try:
+        output = cw.parse_output(text)
+    except JudgeError as exc:
+        return _cupcake_finish(conn, payload, {"error": str(exc), "cost_usd": cost})
+    record = {"output": output, "model": model, "cost_usd": cost, "cached": False}
+    cache.put(key, record)
+    return _cupcake_finish(conn, payload, record)
+
+
+def cupcake_watchdog_failed(job: Any, connection: Any, exc_type: Any, exc: Any,
+                            tb: Any) -> None:
+    """A crashed job (Redis trouble, a killed work horse) still answers the waiting hook."""
+    payload = job.args[0] if job.args else {}
+    if "result_key" in payload:
+        _cupcake_finish(connection, payload, {
+            "error": f"the watchdog job failed ({exc_type.__name__}: {exc})"})

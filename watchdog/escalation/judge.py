@@ -184,20 +184,39 @@ def map_exception(exc: BaseException, model: str, settings: Settings) -> JudgeEr
 # -- the call ----------------------------------------------------------------------------------
 
 
-def _complete(model: str, messages: list[dict[str, str]], settings: Settings) -> Any:
+def _complete(model: str, messages: list[dict[str, str]], settings: Settings,
+              **extra: Any) -> Any:
     try:
         return litellm.completion(
             model=model,
             messages=messages,
             temperature=0,
-            max_tokens=settings.judge_max_tokens,
+            max_tokens=extra.pop("max_tokens", settings.judge_max_tokens),
             timeout=settings.judge_timeout_s,
             api_base=settings.judge_api_base,
             num_retries=0,  # retries are RQ's job, with backoff across worker restarts
             drop_params=True,  # models that reject temperature (o-series) still answer
+            **extra,
         )
     except Exception as exc:
         raise map_exception(exc, model, settings) from exc
+
+
+def complete_text(model: str, messages: list[dict[str, str]], settings: Settings, *,
+                  api_key: str | None = None, max_tokens: int | None = None
+                  ) -> tuple[str, float, bool]:
+    """One model call with the judge's settings and error mapping, for callers that bring
+    their own prompt and parse the reply themselves (Cupcake's watchdog): (reply text, USD
+    cost, whether litellm priced the call; cost is 0.0 when it did not). Raises JudgeError
+    (JudgeTransient when worth retrying); makes no corrective retry and tries no fallback."""
+    extra: dict[str, Any] = {}
+    if api_key is not None:
+        extra["api_key"] = api_key
+    if max_tokens is not None:
+        extra["max_tokens"] = max_tokens
+    response = _complete(model, messages, settings, **extra)
+    cost = _call_cost(response, model)
+    return _reply_text(response), cost or 0.0, cost is not None
 
 
 def _reply_text(response: Any) -> str:
