@@ -76,8 +76,11 @@ def run(event: Event, decision: Decision, manifest: dict[str, Any], settings: Se
                 _log_verdict(settings, event, record, "later")
                 decision = merge_advisory(decision, record, later=True)
         if wants:
-            decision = _escalate(conn, event, decision, manifest, settings, trace, started)
-            _snapshot_budget(conn, settings, event.session_id)
+            decision, from_cache = _escalate(
+                conn, event, decision, manifest, settings, trace, started
+            )
+            if not from_cache:  # a cache hit spends nothing: the snapshot is still right
+                _snapshot_budget(conn, settings, event.session_id)
         conn.close()
     except QueueUnavailable as exc:
         logs.write(settings.state_dir, "error", exc.kind, message=str(exc),
@@ -90,7 +93,9 @@ def run(event: Event, decision: Decision, manifest: dict[str, Any], settings: Se
 
 
 def _escalate(conn: Any, event: Event, decision: Decision, manifest: dict[str, Any],
-              settings: Settings, trace: Any, started: float) -> Decision:
+              settings: Settings, trace: Any, started: float) -> tuple[Decision, bool]:
+    """The decision with the verdict merged (when there is one yet), and whether it came from
+    the cache."""
     payload = request.build(event, decision, manifest, settings)
     key = payload["key"]
     hit = VerdictCache(conn, settings.redis_prefix, settings.verdict_ttl_s).get(key)
@@ -98,7 +103,7 @@ def _escalate(conn: Any, event: Event, decision: Decision, manifest: dict[str, A
         trace(f"verdict cache hit: {hit.get('decision')}")
         record = {**hit, "cached": True, "label": payload["label"]}
         _log_verdict(settings, event, record, "cache")
-        return merge_advisory(decision, record)
+        return merge_advisory(decision, record), True
     job = queue.enqueue(queue.queue(conn, settings), payload["job_id"], payload, settings)
     trace(f"enqueued {job.id[:19]}... rubric={payload['rubric']} wait={payload['wait']}")
     if payload["wait"]:
@@ -110,13 +115,13 @@ def _escalate(conn: Any, event: Event, decision: Decision, manifest: dict[str, A
             record = {**json.loads(raw), "label": payload["label"]}
             trace(f"verdict in time: {record.get('decision')}")
             _log_verdict(settings, event, record, "wait")
-            return merge_advisory(decision, record)
+            return merge_advisory(decision, record), False
         trace("no verdict before the deadline: it will come at the next event")
     pending.remember(settings.state_dir, event.session_id, pending.Entry(
         job_id=payload["job_id"], request_id=payload["request_id"], label=payload["label"],
         path=_touched_path(event), created=time.time(),
     ))
-    return decision
+    return decision, False
 
 
 def _touched_path(event: Event) -> str | None:

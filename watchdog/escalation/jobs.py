@@ -68,7 +68,12 @@ def _finish(conn: Any, s: config.Settings, job_id: str, record: dict[str, Any],
 
 def fallback(payload: dict[str, Any], s: config.Settings, why: str) -> dict[str, Any]:
     """What applies when no model call is made (the budget is out)."""
-    critical = payload.get("rubric") in s.critical_rubrics or s.budget_fallback == "ask"
+    name = str(payload.get("rubric") or "general")
+    try:
+        marked = rubric.load_rubric(name).critical
+    except JudgeError:
+        marked = False
+    critical = marked or name in s.critical_rubrics or s.budget_fallback == "ask"
     if critical:
         return {"decision": "ask", "confidence": 0.0, "reason": why,
                 "question": f"The watchdog judge is off ({why}). Allow this action?"}
