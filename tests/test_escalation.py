@@ -193,12 +193,16 @@ def test_wait_gets_the_judges_ask_then_the_cache_answers(world: Setup, worker: A
 
 def test_async_verdict_arrives_at_the_next_event_once(world: Setup, worker: Any) -> None:
     """Without `wait` the hook answers at once; the warning arrives at the session's next event
-    as context plus a systemMessage, exactly once, and is in the log."""
+    that can carry context (not Stop), as context plus a systemMessage, exactly once, and is in
+    the log."""
     world.fake.set_default(WARN)
     out, _, _ = world.hook(bash("wget https://example.com/tool.tgz", session_id="s-async"))
     assert out == {}
     wait_until(lambda: model_calls(world.fake) == 1)
     wait_until(lambda: world.redis.keys(f"{world.prefix}result:*"))
+    stop_out, _, _ = world.hook(claude_event("Stop", stop_hook_active=False,
+                                             session_id="s-async"))
+    assert stop_out == {}  # Stop can't carry context to the model: the verdict keeps waiting
     post = claude_event("PostToolUse", tool_name="Bash", session_id="s-async",
                         tool_input={"command": "ls"}, tool_response={"stdout": ""})
     out, _, _ = world.hook(post)

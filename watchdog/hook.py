@@ -233,7 +233,7 @@ def _explain_scope(
 
 
 def _escalate(event: Event, decision: Decision, manifest: dict[str, Any],
-              settings: config.Settings, trace: Trace) -> Decision:
+              settings: config.Settings, trace: Trace, harness: Any) -> Decision:
     """With --watchdog: only when this event escalates or the session is owed a verdict does
     the escalation code (redis, rq) load."""
     from watchdog.escalation import pending
@@ -243,7 +243,8 @@ def _escalate(event: Event, decision: Decision, manifest: dict[str, Any],
         return decision
     from watchdog.escalation import escalate
 
-    return escalate.run(event, decision, manifest, settings, trace)
+    return escalate.run(event, decision, manifest, settings, trace,
+                        deliver=harness.accepts_context(event.name))
 
 
 def _fail(
@@ -302,7 +303,7 @@ def run(
         trace(f"event {event.label} session={event.session_id or '-'} cwd={event.cwd}")
         decision, warnings, manifest = evaluate(event, settings, trace, escalate)
         if escalate:
-            decision = _escalate(event, decision, manifest, settings, trace)
+            decision = _escalate(event, decision, manifest, settings, trace, harness)
         for w in warnings:
             stderr.append(f"watchdog: warning: {w}")
             logs.write(settings.state_dir, "warning", "cache_warning", message=w)

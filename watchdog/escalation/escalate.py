@@ -56,12 +56,16 @@ def _snapshot_budget(conn: Any, settings: Settings, session_id: str) -> None:
 
 
 def run(event: Event, decision: Decision, manifest: dict[str, Any], settings: Settings,
-        trace: Any) -> Decision:
-    """Apply escalation to a policy decision; never raises for queue or judge trouble."""
+        trace: Any, deliver: bool = True) -> Decision:
+    """Apply escalation to a policy decision; never raises for queue or judge trouble.
+
+    `deliver` is False on events whose answer cannot carry context to the model (Claude Code's
+    Stop, say): verdicts owed to the session then wait for the next event that can.
+    """
     if event.name == "PreToolUse":
         pending.note_edit(settings.state_dir, event.session_id, event.tool_name,
                           _touched_path(event))
-    owed = pending.has_pending(settings.state_dir, event.session_id)
+    owed = deliver and pending.has_pending(settings.state_dir, event.session_id)
     wants = bool(decision.escalations) and not decision.blocking
     if not owed and not wants:
         return decision

@@ -174,5 +174,10 @@ def warning(message: str) -> dict[str, Any]:
     return {"systemMessage": f"watchdog: {message}"}
 
 
+def accepts_context(event_name: str) -> bool:
+    """Can this event's answer carry additionalContext? Owed verdicts wait for one that can."""
+    return event_name in CONTEXT_EVENTS
+
+
 def gates(event_name: str | None) -> bool:
     return event_name in GATING_EVENTS
