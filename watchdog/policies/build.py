@@ -25,6 +25,7 @@ from typing import Any
 from watchdog import __version__
 from watchdog.policies import layout, metadata, routing
 from watchdog.policies import rulebook as rulebook_mod
+from watchdog.policies.engine import QuietStdout
 
 MAIN_MODULE = "<watchdog>/watchdog_system.rego"
 SCOPES = ("project", "global")
@@ -141,21 +142,6 @@ def _bundle_errors(bundle: Any) -> str:
     return "; ".join(error_messages(bundle.node())) or "the bundle did not build"
 
 
-class _QuietStdout:
-    """Send fd 1 to /dev/null while rego-cpp compiles: it prints diagnostics there."""
-
-    def __enter__(self) -> None:
-        sys.stdout.flush()
-        self._saved = os.dup(1)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-
-    def __exit__(self, *exc: object) -> None:
-        os.dup2(self._saved, 1)
-        os.close(self._saved)
-
-
 def _problem(path: str, line: int, message: str) -> str:
     return f"{path}:{line}: {message}"
 
@@ -183,6 +169,11 @@ def _collect(
             {k: v for k, v in book.data.items() if k != "builtins"}
         )
         manifest["problems"] += [_problem(f.path, ln, msg) for ln, msg in book.problems]
+        manifest["warnings"] += [_problem(f.path, ln, msg) for ln, msg in book.warnings]
+    if "global" in manifest["builtins"]:  # Cupcake: project configs first, global ones override
+        manifest["builtins"]["project"] = {
+            **manifest["builtins"].get("project", {}), **manifest["builtins"]["global"]
+        }
     for f in files:
         if f.kind == "rulebook":
             continue
@@ -216,7 +207,11 @@ def _collect(
             packages[root.scope].add(package)
         modules.append((f.path, source))
         sources[f.path] = source
-        if meta.routing is not None and meta.package.startswith("cupcake.policies"):
+        # Cupcake ships its global builtins as `package cupcake.global.policies.builtins.*`.
+        if meta.routing is not None and (
+            meta.package.startswith("cupcake.policies")
+            or (root.scope == "global" and package.startswith("cupcake.global.policies"))
+        ):
             routed[root.scope].append((package, meta.routing))
             policies[root.scope].append(
                 {
@@ -290,7 +285,7 @@ def build(
     interp = regopy.Interpreter()
     all_eps = [ep for pair in eps.values() for ep in pair]
     try:
-        with _QuietStdout():
+        with QuietStdout():
             for name, source in modules:
                 interp.add_module(name, source)
             bundle = interp.build(None, all_eps)
@@ -309,7 +304,7 @@ def build(
     if bundle_dir is not None:
         os.makedirs(bundle_dir, exist_ok=True)
         tmp = os.path.join(bundle_dir, f".{digest}.{os.getpid()}.tmp")
-        with _QuietStdout():
+        with QuietStdout():
             interp.save_bundle(tmp, bundle, regopy.BundleFormat.Binary)
         with open(tmp, "rb") as fh:
             data = fh.read()
