@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from watchdog import config
 from watchdog.decisions import STRENGTH, Decision, merge_advisory
-from watchdog.escalation import jobs
+from watchdog.escalation import verdicts as judging
 
 VERBS = list(STRENGTH)
 verdicts = st.fixed_dictionaries(
@@ -47,7 +47,7 @@ def test_warn_reaches_the_user_and_stale_is_said() -> None:
 def test_budget_fallback_asks_for_critical_rubrics() -> None:
     """Out of budget: a note for ordinary rubrics, an ask for rubrics marked critical."""
     s = config.Settings()
-    assert jobs.fallback({"rubric": "general"}, s, "cap")["decision"] == "add_context"
-    assert jobs.fallback({"rubric": "exfiltration"}, s, "cap")["decision"] == "ask"
-    assert jobs.fallback({"rubric": "general"}, s._replace(budget_fallback="ask"),
+    assert judging.fallback({"rubric": "general"}, s, "cap")["decision"] == "add_context"
+    assert judging.fallback({"rubric": "exfiltration"}, s, "cap")["decision"] == "ask"
+    assert judging.fallback({"rubric": "general"}, s._replace(budget_fallback="ask"),
                          "cap")["decision"] == "ask"

@@ -67,6 +67,8 @@ def build_parser() -> Any:
     p.add_argument("-v", "--verbose", action="store_true", help="RQ's own log lines")
     sub.add_parser("fake-judge", help="a fake OpenAI/Anthropic API on 127.0.0.1 for demos",
                    add_help=False)
+    sub.add_parser("evals", help="offline eval harness: `evals run`, `evals diff`",
+                   add_help=False)
     return parser
 
 
@@ -115,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         from watchdog.escalation import fake_judge
 
         return fake_judge.main(argv[1:])
+    if argv[:1] == ["evals"]:  # `evals run|diff`, parsed by the eval harness
+        from watchdog.evals import cli as evals_cli
+
+        return evals_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     from watchdog.errors import WatchdogError
 

@@ -25,12 +25,12 @@ from typing import Any
 from rq import get_current_job
 
 from watchdog import config
-from watchdog.errors import JudgeError, JudgeTransient
+from watchdog.errors import JudgeError
 from watchdog.escalation import cupcake_watchdog as cw
-from watchdog.escalation import judge, rubric
-from watchdog.escalation.budget import Budget
+from watchdog.escalation import judge, verdicts
 from watchdog.escalation.cache import VerdictCache
 from watchdog.escalation.pending import result_key
+from watchdog.escalation.verdicts import budget_for
 
 logger = logging.getLogger(__name__)
 VERDICT_LOG_MAX = 10_000
@@ -39,11 +39,6 @@ VERDICT_LOG_MAX = 10_000
 @functools.cache
 def settings() -> config.Settings:
     return config.load()
-
-
-def budget_for(conn: Any, s: config.Settings) -> Budget:
-    return Budget(conn, s.redis_prefix, s.budget_daily_usd, s.budget_session_usd,
-                  s.budget_total_usd)
 
 
 def _finish(conn: Any, s: config.Settings, job_id: str, record: dict[str, Any],
@@ -66,61 +61,17 @@ def _finish(conn: Any, s: config.Settings, job_id: str, record: dict[str, Any],
     return record
 
 
-def fallback(payload: dict[str, Any], s: config.Settings, why: str) -> dict[str, Any]:
-    """What applies when no model call is made (the budget is out)."""
-    name = str(payload.get("rubric") or "general")
-    try:
-        marked = rubric.load_rubric(name).critical
-    except JudgeError:
-        marked = False
-    critical = marked or name in s.critical_rubrics or s.budget_fallback == "ask"
-    if critical:
-        return {"decision": "ask", "confidence": 0.0, "reason": why,
-                "question": f"The watchdog judge is off ({why}). Allow this action?"}
-    return {"decision": "add_context", "confidence": 0.0,
-            "reason": f"the judge is off ({why}); this action was not reviewed"}
-
-
 def judge_event(payload: dict[str, Any]) -> dict[str, Any]:
-    """RQ entry point: judge one escalated event and store the verdict for its session."""
+    """RQ entry point: judge one escalated event and store the verdict for its session.
+
+    Cache, budget and judge are `verdicts.judge_payload`, the same function the eval harness
+    calls in-process; a transient model error propagates so RQ retries the job.
+    """
     job = get_current_job()
     if job is None:
         raise RuntimeError("judge_event runs inside an RQ worker")
-    conn, job_id, s = job.connection, job.id, settings()
-    key = payload["key"]
-    cache = VerdictCache(conn, s.redis_prefix, s.verdict_ttl_s)
-    hit = cache.get(key)
-    if hit is not None:
-        return _finish(conn, s, job_id, {**hit, "cached": True}, payload)
-    budget = budget_for(conn, s)
-    messages = rubric.render(payload["rubric"], payload)
-    # judge() may call each model twice (one corrective retry) and try every fallback.
-    calls = 2 * (1 + len(s.judge_fallbacks))
-    worst = calls * max(judge.worst_case_cost(m, messages, s.judge_max_tokens)
-                        for m in (s.judge_model, *s.judge_fallbacks))
-    reservation = payload["request_id"]
-    if not budget.reserve(reservation, payload.get("session_id") or "-", worst):
-        state = budget.state(payload.get("session_id"))
-        which = [k for k in ("daily", "session", "total") if k in state
-                 and state[k]["remaining_usd"] < worst]
-        why = f"the {'/'.join(which) or 'judge'} budget cap is reached"
-        return _finish(conn, s, job_id, {**fallback(payload, s, why), "budget": True}, payload)
-    try:
-        result = judge.judge(payload, s)
-    except JudgeTransient:
-        budget.release(reservation)
-        raise
-    except JudgeError as exc:
-        budget.release(reservation)
-        return _finish(conn, s, job_id, {"decision": "unknown", "confidence": 0.0,
-                                         "reason": f"the judge failed: {exc}"}, payload)
-    # A model litellm cannot price keeps its worst-case charge: the budget must still bind.
-    budget.settle(reservation, result.cost_usd if result.priced else worst)
-    record = {**result.verdict.model_dump(), "model": result.model, "cost_usd": result.cost_usd,
-              "latency_ms": result.latency_ms, "cached": False}
-    if result.verdict.decision != "unknown":
-        cache.put(key, record)
-    return _finish(conn, s, job_id, record, payload)
+    conn, s = job.connection, settings()
+    return _finish(conn, s, job.id, verdicts.judge_payload(conn, s, payload), payload)
 
 
 def on_failure(job: Any, connection: Any, exc_type: Any, exc: Any, tb: Any) -> None:

@@ -131,7 +131,7 @@ def connect(settings: Settings, timeout_s: float = 2.0) -> redis.Redis:
     try:
         conn = redis.Redis.from_url(
             url, socket_connect_timeout=min(timeout_s, 1.0), socket_timeout=timeout_s,
-            lib_name=None, lib_version=None,  # else redis-py re-reads its metadata per connect
+            driver_info=None,  # no CLIENT SETINFO: redis-py re-reads its metadata for it
         )
         conn.ping()
     except redis.RedisError as exc:
