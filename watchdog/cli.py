@@ -104,6 +104,7 @@ def _fast_hook_args(argv: list[str]) -> tuple[str, str | None, bool] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Every command; the hook handles its own failures, the others end here on one line."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["hook"]:
         fast = _fast_hook_args(argv[1:])
@@ -113,6 +114,30 @@ def main(argv: list[str] | None = None) -> int:
         from watchdog import hook
 
         return hook.main(fast[0], fast[1], fast[2], explain=False)
+    from watchdog.errors import WatchdogError
+
+    try:
+        return _command(argv)
+    except WatchdogError as exc:
+        sys.stderr.write(f"watchdog: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - no traceback for the user; it goes to the log
+        import os
+        import traceback
+
+        from watchdog import dirs, logs
+
+        state_dir = dirs.state_dir(os.environ)
+        logs.write(state_dir, "error", "internal_error", command=argv[:1],
+                   message=str(exc), traceback=traceback.format_exc())
+        sys.stderr.write(f"watchdog: internal error: {type(exc).__name__}: {exc} (traceback in "
+                         f"{logs.log_path(state_dir)}; please report it)\n")
+        return 1
+
+
+def _command(argv: list[str]) -> int:
     if argv[:1] == ["fake-judge"]:  # its own options, parsed by fake_judge.main
         from watchdog.escalation import fake_judge
 
@@ -121,16 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         from watchdog.evals import cli as evals_cli
 
         return evals_cli.main(argv[1:])
-    args = build_parser().parse_args(argv)
-    from watchdog.errors import WatchdogError
-
-    try:
-        return int(_dispatch(args))
-    except WatchdogError as exc:
-        sys.stderr.write(f"watchdog: {exc}\n")
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return int(_dispatch(build_parser().parse_args(argv)))
 
 
 def _dispatch(args: Any) -> int:
