@@ -3,9 +3,9 @@ shipped Rego of every builtin, through the real hook subprocess.
 
 Behaviour follows /work/shared/reference/cupcake.md §6 (Cupcake v0.5.2) and its cases 6, 7
 and 8 (§9); each builtin's Rego file lists where it deliberately differs. The rules that read
-signal results (git_pre_check, post_edit_check, dynamic prompt contexts) are evaluated
-in-process with regopy and a hand-made `input.signals`, because no signals runner fills them
-yet; through the hook they are checked for staying silent.
+signal results (git_pre_check, post_edit_check, dynamic prompt contexts) are also evaluated
+in-process with regopy and a hand-made `input.signals`, for their edge cases; they run end to
+end through the hook, with real signals, in tests/test_signals.py.
 """
 
 from __future__ import annotations
@@ -873,10 +873,10 @@ def test_always_inject_static_contexts(hook: Any, root: PolicyRoot, key: str) ->
         builtins:
           {key}:
             enabled: true
-            context: ["Run the tests.", {{command: date}}, "Be brief."]
+            context: ["Run the tests.", {{command: "echo dynamic"}}, "Be brief."]
     """)
     run = hook(claude_event("UserPromptSubmit", prompt="hi"), policy_dir=root)
-    assert verdict(run) == ("context", "Run the tests.\n\nBe brief.")
+    assert verdict(run) == ("context", "Run the tests.\n\nBe brief.\n\ndynamic")
     assert verdict(hook(shell(root, "ls"), policy_dir=root)) == ("allow", "")
 
 
@@ -941,14 +941,6 @@ def test_git_pre_check_passes(command: str, signals: dict[str, Any] | None) -> N
     assert rego_eval("git_pre_check", git_doc(command, signals))["halt"] == []
 
 
-def test_git_pre_check_silent_without_signals_runner(hook: Any, root: PolicyRoot) -> None:
-    """Through the hook (no signals yet) an enabled git_pre_check lets commits through."""
-    install(root, "git_pre_check")
-    root.rulebook("builtins:\n  git_pre_check: {enabled: true, checks: [{command: 'false', "
-                  "message: m}]}\n")
-    assert verdict(hook(shell(root, "git commit -m x"), policy_dir=root)) == ("allow", "")
-
-
 def edit_doc(path: str, signals: dict[str, Any] | None, name: str = "Edit") -> dict[str, Any]:
     doc: dict[str, Any] = {"hook_event_name": "PostToolUse", "tool_name": name,
                            "tool_input": {"file_path": path}, "tool_response": {}}
@@ -993,14 +985,6 @@ def test_post_edit_check_silent(path: str, signals: dict[str, Any] | None, name:
     """No check for this extension (or no signal, or not an edit): no ask, no context."""
     out = rego_eval("post_edit_check", edit_doc(path, signals, name))
     assert out["ask"] == [] and out["add_context"] == []
-
-
-def test_post_edit_check_silent_without_signals_runner(hook: Any, root: PolicyRoot) -> None:
-    install(root, "post_edit_check")
-    root.rulebook("builtins:\n  post_edit_check: {enabled: true, by_extension: "
-                  "{py: {command: 'false', message: m}}}\n")
-    event = tool(root, "Edit", "PostToolUse", file_path="a.py", old_string="a", new_string="b")
-    assert verdict(hook(event, policy_dir=root)) == ("allow", "")
 
 
 # --------------------------------------------------------------------------------------------

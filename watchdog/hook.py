@@ -98,17 +98,58 @@ def roots_for(settings: config.Settings, event: Event) -> list[layout.Root]:
 
 
 def _input_doc(
-    event: Event, manifest: dict[str, Any], scope: str, extra: dict[str, Any] | None
+    base: dict[str, Any], manifest: dict[str, Any], scope: str, extra: dict[str, Any] | None,
+    signal_values: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    from watchdog.preprocess import preprocess
-
-    doc = preprocess(event.raw)
+    """One scope's `input`: the preprocessed event plus builtin_config, watchdog, signals."""
+    doc = dict(base)
     builtin_config = manifest.get("builtins", {}).get(scope)
     if builtin_config:
         doc["builtin_config"] = builtin_config
     if extra:
         doc["watchdog"] = extra
+    if signal_values is not None:
+        doc["signals"] = dict(signal_values)
     return doc
+
+
+def _shell_input(event: Event, base: dict[str, Any]) -> dict[str, Any] | None:
+    """`input.watchdog.shell` for a shell tool's command (bashlex loads only here, and only
+    when a policy of a matched scope may read it: the manifest's `reads_shell`)."""
+    from watchdog.preprocess import SHELL_TOOLS
+
+    tool_input = base.get("tool_input")
+    command = tool_input.get("command") if isinstance(tool_input, dict) else None
+    if event.tool_name not in SHELL_TOOLS or not isinstance(command, str):
+        return None
+    from watchdog import shell
+
+    return shell.parse(command, event.cwd, os.path.expanduser("~"))
+
+
+def _run_signals(
+    event: Event, base: dict[str, Any], manifest: dict[str, Any], matched: dict[str, list[str]],
+    settings: config.Settings, trace: Trace,
+) -> dict[str, dict[str, Any]]:
+    """Run the signals the matched packages need (Cupcake: input.signals); scope -> values.
+    A scope appears only when it required at least one signal."""
+    from watchdog import signals
+
+    wanted = {scope: names for scope, packages in matched.items()
+              if (names := signals.required(manifest, scope, packages, base))}
+    if not wanted:
+        return {}
+
+    def done(scope: str, name: str, ok: bool, value: Any, ms: float) -> None:
+        shown = json.dumps(value)[:200] if ok else f"no value: {value}"
+        trace(f"signal {scope}/{name} ({ms:.1f} ms): {shown}")
+
+    results, failures = signals.run(
+        wanted, manifest.get("signals", {}), json.dumps(base).encode(), event.cwd or None, done)
+    for failure in failures:
+        logs.write(settings.state_dir, "warning", "signal_failed", scope=failure.scope,
+                   signal=failure.name, reason=failure.reason, session_id=event.session_id)
+    return results
 
 
 def _watchdog_input(settings: config.Settings) -> dict[str, Any]:
@@ -166,11 +207,22 @@ def evaluate(
     engine = engines.load(path)
     trace("regopy imported, bundle loaded")
     sets: dict[str, DecisionSet] = {}
-    extra = _watchdog_input(settings) if escalate else None
+    from watchdog.preprocess import preprocess
+
+    base = preprocess(event.raw)
+    extra = _watchdog_input(settings) if escalate else {}
+    reads_shell = any(manifest["scopes"][scope].get("reads_shell", True) for scope in matched)
+    shell_info = _shell_input(event, base) if reads_shell else None
+    if shell_info is not None:
+        extra = {**extra, "shell": shell_info}
+        error = shell_info["parse_error"]
+        trace(f"shell: {len(shell_info['commands'])} command(s)"
+              + (f", parse error: {error}" if error else ""))
+    signal_values = _run_signals(event, base, manifest, matched, settings, trace)
     for scope in ("global", "project"):
         if scope not in matched:
             continue
-        doc = _input_doc(event, manifest, scope, extra)
+        doc = _input_doc(base, manifest, scope, extra, signal_values.get(scope))
         if scope == "project" and escalate and _cupcake_watchdog_on(event, manifest, sets):
             _add_cupcake_watchdog(doc, event, roots, manifest, settings, trace)
         entry, trace_entry = manifest["entrypoints"][scope]

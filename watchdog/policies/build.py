@@ -146,6 +146,23 @@ def _problem(path: str, line: int, message: str) -> str:
     return f"{path}:{line}: {message}"
 
 
+def _reads_shell(source: str) -> bool:
+    """Might this module read `input.watchdog.shell`? The hook parses shell commands (bashlex
+    costs ~150 ms to import) only when so. Conservative: both words outside comments."""
+    code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
+    return bool(re.search(r"\bshell\b", code) and re.search(r"\bwatchdog\b", code))
+
+
+def _add_signals(manifest: dict[str, Any], scope: str, signals: dict[str, Any],
+                 builtin_signals: dict[str, tuple[str, ...]]) -> None:
+    """Signal definitions per scope for the hook's runner (`watchdog.signals`); a later root
+    of the same scope (a second global root) adds to them."""
+    manifest["signals"].setdefault(scope, {}).update(signals)
+    generated = manifest["builtin_signals"].setdefault(scope, {})
+    for name, names in builtin_signals.items():
+        generated[name] = list(names)
+
+
 def _collect(
     roots: list[layout.Root], files: list[layout.PolicyFile], manifest: dict[str, Any]
 ) -> tuple[list[tuple[str, str]], dict[str, str], dict[str, list[str]]]:
@@ -158,18 +175,25 @@ def _collect(
     routed: dict[str, list[tuple[str, metadata.Routing]]] = {scope: [] for scope in SCOPES}
     policies: dict[str, list[dict[str, Any]]] = {scope: [] for scope in SCOPES}
     enabled: dict[int, tuple[str, ...]] = {}
+    reads_shell = dict.fromkeys(SCOPES, False)
     for f in files:
         if f.kind != "rulebook":
             continue
-        book = rulebook_mod.parse(_read(f.path))
+        book = rulebook_mod.parse(_read(f.path), os.path.join(roots[f.root].path, "signals"))
         enabled[f.root] = book.enabled_builtins
         scope = roots[f.root].scope
+        _add_signals(manifest, scope, book.signals, book.builtin_signals)
         manifest["builtins"].setdefault(scope, {}).update(book.builtin_config)
         manifest["rulebooks"].setdefault(scope, {}).update(
             {k: v for k, v in book.data.items() if k != "builtins"}
         )
         manifest["problems"] += [_problem(f.path, ln, msg) for ln, msg in book.problems]
         manifest["warnings"] += [_problem(f.path, ln, msg) for ln, msg in book.warnings]
+    with_rulebook = {f.root for f in files if f.kind == "rulebook"}
+    for i, root in enumerate(roots):  # a root with signals/ but no rulebook.yml
+        if i not in with_rulebook:
+            found = rulebook_mod.discover_signals(os.path.join(root.path, "signals"))
+            _add_signals(manifest, root.scope, found, {})
     if "global" in manifest["builtins"]:  # Cupcake: project configs first, global ones override
         manifest["builtins"]["project"] = {
             **manifest["builtins"].get("project", {}), **manifest["builtins"]["global"]
@@ -207,6 +231,7 @@ def _collect(
             packages[root.scope].add(package)
         modules.append((f.path, source))
         sources[f.path] = source
+        reads_shell[root.scope] = reads_shell[root.scope] or _reads_shell(source)
         # Cupcake ships its global builtins as `package cupcake.global.policies.builtins.*`.
         if meta.routing is not None and (
             meta.package.startswith("cupcake.policies")
@@ -230,6 +255,7 @@ def _collect(
             "index": routing.build(routed[scope]),
             "policies": policies[scope],
             "aggregation": "system/evaluate.rego" if custom_evaluate[scope] else "built-in",
+            "reads_shell": reads_shell[scope],
         }
     main = _main_module({s: sorted(packages[s]) for s in present}, custom_evaluate)
     modules.append((MAIN_MODULE, main))
@@ -272,6 +298,8 @@ def build(
         "warnings": [],
         "builtins": {},
         "rulebooks": {},
+        "signals": {},
+        "builtin_signals": {},
         "error": None,
         "bundle": None,
     }

@@ -136,7 +136,8 @@ _BUILDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build.py")
 
 def fingerprint(harness: str, roots: list[Root], files: list[PolicyFile]) -> list[Any]:
     """What the warm path compares with the manifest: any added, removed or touched file
-    (path, size, mtime, inode) changes it, and so does a new watchdog version or builder."""
+    (path, size, mtime, inode) changes it, and so does a new watchdog version or builder, or a
+    script added to or removed from a root's `signals/` (its contents are read when it runs)."""
     try:
         st = os.stat(_BUILDER)
         builder = [st.st_size, st.st_mtime_ns]
@@ -148,4 +149,19 @@ def fingerprint(harness: str, roots: list[Root], files: list[PolicyFile]) -> lis
         harness,
         [[r.scope, r.path] for r in roots],
         [[f.path, *f.stat] for f in files],
+        _signal_files(roots),
     ]
+
+
+def _signal_files(roots: list[Root]) -> list[list[Any]]:
+    """`<root>/signals/*`: Cupcake's discovered signals, part of the manifest."""
+    out: list[list[Any]] = []
+    for root in roots:
+        try:
+            entries = sorted(os.scandir(os.path.join(root.path, "signals")), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.name.startswith("."):
+                out.append([entry.path])
+    return out
