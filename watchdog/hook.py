@@ -218,6 +218,10 @@ def evaluate(
         error = shell_info["parse_error"]
         trace(f"shell: {len(shell_info['commands'])} command(s)"
               + (f", parse error: {error}" if error else ""))
+    if any(manifest["scopes"][scope].get("reads_session", True) for scope in matched):
+        from watchdog import session
+
+        extra = {**extra, "session": session.load(settings.state_dir, event.session_id)}
     signal_values = _run_signals(event, base, manifest, matched, settings, trace)
     for scope in ("global", "project"):
         if scope not in matched:
@@ -282,6 +286,19 @@ def _explain_scope(
             trace(f"  fired {verb} in {package}: {member}")
     for esc in ds.escalations:
         trace(f"  escalate: [{esc.rule_id}] rubric={esc.rubric} wait={esc.wait}")
+
+
+def _record_session(event: Event, manifest: dict[str, Any], settings: config.Settings,
+                    trace: Trace) -> None:
+    """Session taints for `input.watchdog.session`, kept only when a policy reads them."""
+    scopes = manifest.get("scopes", {}).values()
+    if event.name != "PostToolUse" or not any(s.get("reads_session") for s in scopes):
+        return
+    from watchdog import session
+
+    added = session.record(settings.state_dir, event)
+    if added:
+        trace(f"session taints: {', '.join(sorted(added))}")
 
 
 def _escalate(event: Event, decision: Decision, manifest: dict[str, Any],
@@ -354,6 +371,7 @@ def run(
         event = harness.parse(read_event(stdin))
         trace(f"event {event.label} session={event.session_id or '-'} cwd={event.cwd}")
         decision, warnings, manifest = evaluate(event, settings, trace, escalate)
+        _record_session(event, manifest, settings, trace)
         if escalate:
             decision = _escalate(event, decision, manifest, settings, trace, harness)
         for w in warnings:

@@ -146,11 +146,12 @@ def _problem(path: str, line: int, message: str) -> str:
     return f"{path}:{line}: {message}"
 
 
-def _reads_shell(source: str) -> bool:
-    """Might this module read `input.watchdog.shell`? The hook parses shell commands (bashlex
-    costs ~150 ms to import) only when so. Conservative: both words outside comments."""
+def _reads(source: str, field: str) -> bool:
+    """Might this module read `input.watchdog.<field>`? The hook computes `shell` (bashlex costs
+    ~150 ms to import) and records `session` taints only when so. Conservative: both words
+    outside comments."""
     code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
-    return bool(re.search(r"\bshell\b", code) and re.search(r"\bwatchdog\b", code))
+    return bool(re.search(rf"\b{field}\b", code) and re.search(r"\bwatchdog\b", code))
 
 
 def _add_signals(manifest: dict[str, Any], scope: str, signals: dict[str, Any],
@@ -176,6 +177,7 @@ def _collect(
     policies: dict[str, list[dict[str, Any]]] = {scope: [] for scope in SCOPES}
     enabled: dict[int, tuple[str, ...]] = {}
     reads_shell = dict.fromkeys(SCOPES, False)
+    reads_session = dict.fromkeys(SCOPES, False)
     for f in files:
         if f.kind != "rulebook":
             continue
@@ -231,7 +233,8 @@ def _collect(
             packages[root.scope].add(package)
         modules.append((f.path, source))
         sources[f.path] = source
-        reads_shell[root.scope] = reads_shell[root.scope] or _reads_shell(source)
+        reads_shell[root.scope] = reads_shell[root.scope] or _reads(source, "shell")
+        reads_session[root.scope] = reads_session[root.scope] or _reads(source, "session")
         # Cupcake ships its global builtins as `package cupcake.global.policies.builtins.*`.
         if meta.routing is not None and (
             meta.package.startswith("cupcake.policies")
@@ -256,6 +259,7 @@ def _collect(
             "policies": policies[scope],
             "aggregation": "system/evaluate.rego" if custom_evaluate[scope] else "built-in",
             "reads_shell": reads_shell[scope],
+            "reads_session": reads_session[scope],
         }
     main = _main_module({s: sorted(packages[s]) for s in present}, custom_evaluate)
     modules.append((MAIN_MODULE, main))
