@@ -20,7 +20,9 @@ FIXTURES = REPO / "tests" / "fixtures" / "evals"
 SMALL = FIXTURES / "small.jsonl"
 SESSION = FIXTURES / "session.jsonl"
 TRANSCRIPTS = FIXTURES / "transcripts"
-SHIPPED = REPO / "policies"
+# A fixed policy root (the project's first starter pack), so these tests pin the harness, not
+# whatever the shipped pack decides today.
+SHIPPED = FIXTURES / "policies"
 FIGURE_KEYS = ("recall_screened", "recall_deny", "fpr_deny", "fpr_ask", "escalation_rate",
                "cost_per_1k_usd", "cache_hit_rate")
 

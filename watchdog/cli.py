@@ -69,6 +69,10 @@ def build_parser() -> Any:
                    add_help=False)
     sub.add_parser("evals", help="offline eval harness: `evals run`, `evals diff`",
                    add_help=False)
+    sub.add_parser("test", help="run the Rego unit tests (*_test.rego) of a policy root",
+                   add_help=False)
+    sub.add_parser("init", help="install the default policy pack into .watchdog/ and register "
+                   "the Claude Code hooks", add_help=False)
     return parser
 
 
@@ -146,6 +150,14 @@ def _command(argv: list[str]) -> int:
         from watchdog.evals import cli as evals_cli
 
         return evals_cli.main(argv[1:])
+    if argv[:1] == ["test"]:  # its own options, parsed by watchdog.policies.tests
+        from watchdog.policies import tests
+
+        return tests.main(argv[1:])
+    if argv[:1] == ["init"]:  # its own options, parsed by watchdog.init
+        from watchdog import init
+
+        return init.main(argv[1:])
     return int(_dispatch(build_parser().parse_args(argv)))
 
 

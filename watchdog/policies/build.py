@@ -148,10 +148,14 @@ def _problem(path: str, line: int, message: str) -> str:
 
 def _reads(source: str, field: str) -> bool:
     """Might this module read `input.watchdog.<field>`? The hook computes `shell` (bashlex costs
-    ~150 ms to import) and records `session` taints only when so. Conservative: both words
-    outside comments."""
+    ~150 ms to import) and records `session` taints only when so: when the code accesses
+    `watchdog.<field>` / `watchdog["<field>"]`, or takes `input.watchdog` whole and names the
+    field anywhere (comments aside)."""
     code = "\n".join(line.split("#", 1)[0] for line in source.splitlines())
-    return bool(re.search(rf"\b{field}\b", code) and re.search(r"\bwatchdog\b", code))
+    if re.search(rf"\bwatchdog\s*(\.\s*|\[\s*\"){field}\b", code):
+        return True
+    whole = re.search(r"\binput\s*\.\s*watchdog\b(?!\s*[.\[])", code)
+    return bool(whole and re.search(rf"\b{field}\b", code))
 
 
 def _add_signals(manifest: dict[str, Any], scope: str, signals: dict[str, Any],

@@ -1,0 +1,87 @@
+# METADATA
+# scope: package
+# title: Weakening CI, tests and the checks that guard the repository
+# custom:
+#   routing:
+#     required_events: ["PreToolUse"]
+#     required_tools: ["Bash", "Write", "Edit", "MultiEdit"]
+package cupcake.policies.ci_and_tests
+
+import data.cupcake.helpers.shell
+import rego.v1
+
+file_path := lower(shell.path) if input.tool_name in shell.file_tools
+
+body := lower(shell.content)
+
+ci_file := `/\.github/workflows/|/\.github/actions/|(^|/)\.gitlab-ci\.ya?ml$|/\.gitlab/ci/|/\.circleci/|(^|/)jenkinsfile$|/\.buildkite/|azure-pipelines\.ya?ml$|bitbucket-pipelines\.yml$|(^|/)codeowners$|\.pre-commit-config\.ya?ml$|/\.github/dependabot\.ya?ml$|(^|/)\.husky/|(^|/)lefthook\.ya?ml$|/\.github/settings\.ya?ml$`
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(ci_file, file_path)
+	regex.match(`tojson\(\s*secrets\s*\)|\$\{\{\s*secrets\.[^}]*\}\}[^\n]*\b(curl|wget|nc|base64)\b|\b(curl|wget|nc)\b[^\n]*\$\{\{\s*secrets\.|\$\((env|printenv)\b|\b(env|printenv)\s*\|\s*(base64|curl|nc)`, body)
+	decision := {
+		"rule_id": "WD-CI-SECRETS-OUT",
+		"reason": "Makes CI print or send the repository's secrets.",
+		"severity": "CRITICAL",
+	}
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(ci_file, file_path)
+	decision := {
+		"rule_id": "WD-CI-EDIT",
+		"reason": "Edits CI or repository controls (workflows, CODEOWNERS, pre-commit hooks): check that no test, scan or review step is weakened.",
+		"severity": "MEDIUM",
+		"rubric": "general",
+		"wait": false,
+	}
+}
+
+# Tests: skipping, ignoring, deselecting, or lowering the bar instead of fixing the code.
+test_file := `(^|/)(tests?|__tests__|spec|specs|src/test)/|_test\.(go|py|rb|exs?)$|(^|/)test_[^/]*\.py$|\.(test|spec)\.[cm]?[jt]sx?$|(test|tests|spec)\.(kt|java|scala|cs|swift)$|(^|/)conftest\.py$`
+
+test_config := `(^|/)(jest|vitest|karma|playwright|cypress)\.config\.[cm]?[jt]s$|(^|/)(pytest\.ini|tox\.ini|setup\.cfg|pyproject\.toml|\.coveragerc|phpunit\.xml(\.dist)?|\.nycrc(\.json)?|codecov\.ya?ml|package\.json|cargo\.toml|build\.gradle(\.kts)?|pom\.xml|\.mocharc\.[a-z]+)$`
+
+skip_marker := `@pytest\.mark\.(skip|xfail)|pytest\.skip\(|unittest\.skip|#\[ignore\b|@disabled\b|@ignore\b|\b(it|test|describe)\.(skip|todo)\(|\bx(it|describe|test)\(|\bt\.skip(now)?\(|\bskip\(\s*["']|pytest_runtest_makereport|pytest_collection_modifyitems|assert\s+true\b|expect\(\s*true\s*\)\.tobe\(\s*true\s*\)|return\s*;?\s*//\s*skip`
+
+weakened_config := `testpathignorepatterns|--deselect|--ignore[= ]|\bfail_under\s*=\s*[0-5]?[0-9](\.0)?\b|coveragethreshold|--cov-fail-under[= ]?[0-5]?[0-9]\b|--passwithnotests|--no-tests|exclude_lines|\bbail\s*:\s*false|['"]test['"]\s*:\s*['"](echo|true|exit 0)`
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(`\.(py|[cm]?[jt]sx?|go|rs|rb|java|kt|scala|cs|swift|php|exs?)$`, file_path)
+	regex.match(skip_marker, body)
+	decision := tests_weakened
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(test_config, file_path)
+	regex.match(weakened_config, body)
+	decision := tests_weakened
+}
+
+# Production code that behaves differently under test.
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name in shell.file_tools
+	not regex.match(test_file, file_path)
+	regex.match(`node_env\s*[!=]==?\s*["']test|pytest_current_test|["']pytest["']\s+in\s+sys\.modules|\bapp\.testing\b|rails\.env\.test\?|\bif\s+testing\b|\bis_test_env\b|env\(["']ci["']\)`, body)
+	decision := tests_weakened
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	regex.match(`\b(git\s+rm|rm)\s[^;&|]*((^|[\s/])(tests?|__tests__|spec|specs)(/|\s|$)|test_[a-z0-9_]+\.py\b|_test\.(go|py)\b|\.(test|spec)\.[jt]sx?\b)`, shell.ltext)
+	decision := tests_weakened
+}
+
+tests_weakened := {
+	"rule_id": "WD-TESTS-WEAKENED",
+	"reason": "Skips, deletes or loosens tests (or makes code special-case the test run) instead of fixing what fails.",
+	"severity": "MEDIUM",
+	"rubric": "general",
+	"wait": false,
+}

@@ -1,0 +1,167 @@
+# METADATA
+# scope: package
+# title: Destroying data and infrastructure (databases, clusters, cloud resources)
+# custom:
+#   routing:
+#     required_events: ["PreToolUse"]
+#     required_tools: ["Bash", "Write", "Edit", "MultiEdit"]
+package cupcake.policies.data_and_infra
+
+import data.cupcake.helpers.shell
+import rego.v1
+
+cmd := shell.ltext
+
+# SQL sits inside the client's quotes: match statements against the whole command.
+raw := lower(shell.command)
+
+# Statements and tools that drop or mass-change data.
+data_loss := `\bdrop\s+(database|schema|table|keyspace|collection|materialized\s+view)\b|\btruncate\s+(table\s+)?[a-z_."]+\s*(,|;|restart|cascade|'|"|$)|\bdelete\s+from\s+[a-z0-9_."]+\s*(;|'|"|$)|\bupdate\s+[a-z0-9_."]+\s+set\s+[^;'"]*(;|'|"|$)|\bflush(all|db)\b|\.drop\(\)|dropdatabase\(|\.deletemany\(\s*\{\s*\}\s*\)|\bprisma\s+(migrate\s+reset|db\s+push[^;&|]*--accept-data-loss)|manage\.py\s+flush|\balembic\s+downgrade\b|\b(rails|rake)\s+db:(drop|reset|schema:load)|\bmysqladmin\b[^;&|]*\sdrop\b|\bdropdb\b|\bbq\s+rm\b|migrate:(fresh|reset)|\bknex\s+migrate:rollback\s+--all`
+
+# A database client or migration tool is what runs the statement (not a grep or an echo).
+db_tool := `\b(psql|mysql|mariadb|sqlite3|cqlsh|mongo|mongosh|redis-cli|sqlcmd|clickhouse(-client)?|bq|snowsql|duckdb|prisma|manage\.py|alembic|rails|rake|dbt|mysqladmin|dropdb|knex|artisan|sequelize|flyway|liquibase)\b|\bexecute\(|\.query\(`
+
+# A scratch database: its name says it is for tests.
+test_db if regex.match(`(^|[^a-z])(test|tests|testing)([^a-z]|$)|_test\b`, cmd)
+
+data_change if {
+	regex.match(data_loss, raw)
+	regex.match(db_tool, raw)
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	data_change
+	shell.production(cmd)
+	decision := {
+		"rule_id": "WD-DATA-PROD-DESTROY",
+		"reason": "Drops or mass-deletes data in a production database. Do this through a reviewed migration and a backup, not from an agent.",
+		"severity": "CRITICAL",
+	}
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	data_change
+	not shell.production(cmd)
+	not test_db
+	decision := {
+		"rule_id": "WD-DATA-DESTROY",
+		"reason": "Drops or mass-changes database data; check which database this is and whether it can be restored.",
+		"severity": "HIGH",
+		"rubric": "destructive",
+		"wait": true,
+	}
+}
+
+# Cloud, cluster and backup deletions.
+infra_destroy := `\bterraform\s+(destroy|apply[^;&|]*-destroy|state\s+(rm|push))|\bterraform\s+apply[^;&|]*-auto-approve|\bpulumi\s+(destroy|up[^;&|]*(--yes|-y))|\baws\s+[a-z0-9-]+\s+(delete-[a-z-]+|terminate-[a-z-]+|rb\b|deregister-[a-z-]+|remove-[a-z-]+)|\baws\s+s3\s+(rm|sync)\b[^;&|]*(--recursive|--delete)|\bgcloud\s[^;&|]*\s(delete|remove-iam-policy-binding)\b|\bgsutil\s[^;&|]*\b(rm|rb)\b|\baz\s[^;&|]*\sdelete\b|\bkubectl\s+([^;&|]*\s)?(delete|drain)\s|\bkubectl\s+([^;&|]*\s)?scale\b[^;&|]*--replicas[= ]0\b|\bhelm\s+(uninstall|delete|del)\b|\bdocker\s+(system|volume)\s+prune\b[^;&|]*(-a\b|--all|--volumes)|\brclone\s+(purge|delete|sync)\b|\brestic\s+forget\b|\bborg\s+(delete|prune)\b|\bvelero\s+(backup|schedule|restore)\s+delete\b|\bvault\s+(secrets\s+disable|kv\s+(destroy|metadata\s+delete)|delete)\b|\bgitlab-rails\s+runner\b[^;&|]*destroy|\bheroku\s+(apps:destroy|pg:reset)|\bdoctl\s[^;&|]*\sdelete\b|\b(fly|flyctl)\s+(apps\s+)?destroy\b`
+
+# Local and per-pull-request sandboxes, dry runs, and deleting pods (their controller recreates them).
+harmless_infra if regex.match(`--dry-?run\b|\brclone\b[^;&|]*\s-n\b|\b(kind|minikube|k3d)\s+delete\b|\bkubectl\s+([^;&|]*\s)?delete\s+(pod|pods|po)\b|\bterraform\s+destroy\s[^;&|]*-target[= ]`, cmd)
+
+infra_change if {
+	regex.match(infra_destroy, cmd)
+	not harmless_infra
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	infra_change
+	shell.production(cmd)
+	decision := {
+		"rule_id": "WD-INFRA-PROD-DESTROY",
+		"reason": "Deletes or tears down production infrastructure from an agent session. Go through the reviewed deploy path.",
+		"severity": "CRITICAL",
+	}
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	infra_change
+	not shell.production(cmd)
+	decision := {
+		"rule_id": "WD-INFRA-DESTROY",
+		"reason": "Deletes cloud, cluster or backup resources, or applies infrastructure changes without review.",
+		"severity": "HIGH",
+		"rubric": "destructive",
+		"wait": true,
+	}
+}
+
+# Any other change aimed at production: applies, deploys, rollouts, copies out of it.
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	shell.production(cmd)
+	regex.match(`\b(kubectl|helm|terraform|pulumi|gcloud|aws|az|dbt|ansible-playbook|flyctl|heroku|psql|mysql|mongosh|redis-cli)\b[^;&|]*\s(apply|scale|rollout|patch|set|edit|cp|exec|upgrade|install|deploy|run|migrate|alter|insert|update|delete|create|replace|annotate|label|taint|import)\b`, cmd)
+	not regex.match(`--dry-?run\b|\bterraform\s+plan\b|\s(get|describe|logs|show|list|select)\s`, cmd)
+	not infra_change
+	not data_change
+	decision := {
+		"rule_id": "WD-PROD-CHANGE",
+		"reason": "Changes something in production.",
+		"severity": "MEDIUM",
+		"rubric": "general",
+		"wait": true,
+	}
+}
+
+# Config that removes protections or exposes data: open ingress, public buckets, no deletion
+# protection, local state for shared infrastructure, a production database URL in a dev file.
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name in shell.file_tools
+	regex.match(`0\.0\.0\.0/0|::/0|deletion_protection\s*=\s*false|prevent_destroy\s*=\s*false|skip_final_snapshot\s*=\s*true|publicly_accessible\s*=\s*true|block_public_(acls|policy)\s*=\s*false|acl\s*=\s*['"]public-read|backend\s+['"]local['"]|force_destroy\s*=\s*true|['"]principal['"]\s*:\s*['"]\*['"]`, lower(shell.content))
+	decision := {
+		"rule_id": "WD-INFRA-CONFIG",
+		"reason": "Removes a protection or exposes a resource (open ingress, public access, no deletion protection, local state).",
+		"severity": "HIGH",
+		"rubric": "general",
+		"wait": false,
+	}
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name in shell.file_tools
+	some url in regex.find_n(`\b(postgres(ql)?|mysql|mongodb(\+srv)?|redis|amqp)://\S*`, lower(shell.content), -1)
+	shell.production(url)
+	not shell.production(shell.path)
+	decision := {
+		"rule_id": "WD-INFRA-CONFIG",
+		"reason": "Points a non-production config at a production database.",
+		"severity": "HIGH",
+		"rubric": "destructive",
+		"wait": false,
+	}
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name in shell.file_tools
+	regex.match(`(^|/)(migrations?|alembic|versions|db/migrate)/`, lower(shell.path))
+	regex.match(`drop_column|drop_table|drop\s+(column|table)|remove_column|droptable|dropcolumn|\.dropcolumn\(|alter_column[^\n]*nullable`, lower(shell.content))
+	decision := {
+		"rule_id": "WD-DATA-MIGRATION",
+		"reason": "A migration that drops a table or column loses its data when it runs.",
+		"severity": "MEDIUM",
+		"rubric": "destructive",
+		"wait": false,
+	}
+}
+
+# Production configuration files: their edits deploy to production.
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name in shell.file_tools
+	shell.production(regex.replace(lower(shell.path), `^.*/(home|users)/[^/]+/`, ""))
+	regex.match(`\.(tf|tfvars|hcl|ya?ml|json|toml|ini|conf|properties)$|(^|/)\.env[^/]*$`, lower(shell.path))
+	decision := {
+		"rule_id": "WD-PROD-CONFIG",
+		"reason": "Edits production configuration.",
+		"severity": "MEDIUM",
+		"rubric": "general",
+		"wait": false,
+	}
+}

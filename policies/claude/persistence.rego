@@ -1,0 +1,141 @@
+# METADATA
+# scope: package
+# title: Making something run again later, or logging in without the user
+# custom:
+#   routing:
+#     required_events: ["PreToolUse"]
+#     required_tools: ["Bash", "Write", "Edit", "MultiEdit"]
+package cupcake.policies.persistence
+
+import data.cupcake.helpers.shell
+import rego.v1
+
+file_path := lower(shell.path) if input.tool_name in shell.file_tools
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	endswith(file_path, "/.ssh/authorized_keys")
+	decision := authorized_keys
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(`authorized_keys2?\b`, shell.ltext)
+	regex.match(`>>?|\btee\b|\bcp\b|\bmv\b|\bsed\s+-i|\bcat\b[^;&|]*>`, shell.ltext)
+	decision := authorized_keys
+}
+
+authorized_keys := {
+	"rule_id": "WD-SSH-AUTHORIZED-KEYS",
+	"reason": "Adds a key to ~/.ssh/authorized_keys, which lets its owner log in to this machine. Add keys yourself.",
+	"severity": "CRITICAL",
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(`^/etc/sudoers(\.d/.*)?$`, file_path)
+	decision := sudoers
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(`\b(tee|cp|mv|visudo|install)\b[^;&|]*/etc/sudoers|>>?\s*/etc/sudoers|nopasswd:?\s*all`, shell.ltext)
+	decision := sudoers
+}
+
+sudoers := {
+	"rule_id": "WD-SUDOERS",
+	"reason": "Changes sudoers: grants root, usually without a password. That is for the machine's owner to do by hand.",
+	"severity": "CRITICAL",
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(`\bchmod\s+(-\S+\s+)*([ugoa]*\+[rwx]*s|[46][0-7]{3})\s`, shell.ltext)
+	decision := {
+		"rule_id": "WD-SETUID",
+		"reason": "Sets the setuid bit: whoever runs that file gets its owner's rights (root, for a system binary).",
+		"severity": "CRITICAL",
+	}
+}
+
+# Shell startup files run in every new shell. Editing them is ordinary (PATH, aliases); making
+# them redefine standard commands, run downloads or put temporary folders on PATH is not.
+rc_file := `(^|/|~)\.(bashrc|bash_profile|bash_login|profile|zshrc|zprofile|zshenv|zlogin|kshrc|cshrc|tcshrc)\b|/etc/(profile|bash\.bashrc|zsh/zshrc|environment)\b|config\.fish\b`
+
+hijack := `alias\s+(sudo|ls|cd|grep|cat|git|ssh|rm|cp|mv|apt|apt-get|yum|brew|curl|python[0-9]*|pip|npm|docker|kubectl|su|passwd)=|path=[^\n;]*(/tmp|/var/tmp|/dev/shm|/\.cache)|\b(curl|wget)\b|ld_preload|prompt_command|\brm\s+-[a-z]*r|\bnc\s|/dev/tcp`
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(rc_file, file_path)
+	regex.match(hijack, lower(shell.content))
+	decision := rc_hijack
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	regex.match(rc_file, lower(shell.command))
+	regex.match(`>>|\btee\b|open\(|\bsed\s+-i`, lower(shell.command))
+	regex.match(hijack, lower(shell.command))
+	decision := rc_hijack
+}
+
+rc_hijack := {
+	"rule_id": "WD-SHELL-RC-HIJACK",
+	"reason": "Makes every new shell redefine a standard command, run a download or trust a temporary folder on PATH.",
+	"severity": "CRITICAL",
+}
+
+# Things that start code later: cron, at, systemd, launchd, autostart, git hooks, editor tasks.
+persist_path := `^/etc/(cron|systemd|init\.d|rc\.local|profile\.d|ld\.so\.preload|xdg/autostart)|/\.config/(systemd|autostart)/|/library/launch(agents|daemons)/|/\.git/hooks/|/\.husky/|/var/spool/cron`
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(persist_path, file_path)
+	decision := persist
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	endswith(file_path, "/.vscode/tasks.json")
+	regex.match(`folderopen`, lower(shell.content))
+	decision := persist
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	endswith(file_path, "/.ssh/config")
+	regex.match(`localcommand|proxycommand|permitlocalcommand|forwardagent\s+yes`, lower(shell.content))
+	decision := persist
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	regex.match(`\bcrontab\s+(-\s*$|-\s*[;&|]|[^-l\s])|\|\s*crontab\b|\bat\s+(now|noon|midnight|[0-9])|\bbatch\b\s*<|\blaunchctl\s+(load|bootstrap)|\bsystemctl\s[^;&|]*\b(link|edit)\b|>>?\s*\S*(/etc/cron|/\.git/hooks/|/\.config/autostart/|/\.config/systemd/)|\btee\b[^;&|]*(/etc/cron|/\.git/hooks/|/systemd/)`, shell.ltext)
+	decision := persist
+}
+
+persist := {
+	"rule_id": "WD-PERSISTENCE",
+	"reason": "Sets up something that runs later on its own (cron, at, a service, autostart, a git hook, an editor task, an ssh command).",
+	"severity": "HIGH",
+	"rubric": "general",
+	"wait": true,
+}
+
+# Replacing a whole configuration file in the home directory (not editing it) loses the user's
+# settings; editing with Edit is the normal way.
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Write"
+	regex.match(`^/(home/[^/]+|root|users/[^/]+)/\.[^/]+$|^/(home/[^/]+|root|users/[^/]+)/\.config/[^/]+/[^/]+$`, file_path)
+	decision := {
+		"rule_id": "WD-HOME-CONFIG-OVERWRITE",
+		"reason": "Overwrites a configuration file in the home directory, replacing whatever the user had there.",
+		"severity": "MEDIUM",
+		"rubric": "destructive",
+		"wait": false,
+	}
+}

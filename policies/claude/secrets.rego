@@ -1,0 +1,234 @@
+# METADATA
+# scope: package
+# title: Credentials read, printed or sent off the machine
+# custom:
+#   routing:
+#     required_events: ["PreToolUse"]
+#     required_tools: ["Bash", "Read", "Write", "Edit", "MultiEdit", "WebFetch"]
+package cupcake.policies.secrets
+
+import data.cupcake.helpers.shell
+import rego.v1
+
+read_path := object.get(input, "resolved_file_path", object.get(input.tool_input, "file_path", "")) if input.tool_name == "Read"
+
+# Private keys and password hashes: no coding task needs their contents in the transcript.
+private_key_re := `(^|/|\s|~)\.ssh/id_[a-z0-9_]+(\s|$)|/etc/(shadow|gshadow|security/opasswd)\b|private-keys-v1\.d|login data|/cookies(\s|$)|key4\.db|logins\.json|\.p12(\s|$)|\.keystore(\s|$)`
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(private_key_re, lower(read_path))
+	decision := {
+		"rule_id": "WD-SECRET-KEYS",
+		"reason": "Reads a private key, password hashes or a browser's saved logins into the agent's context.",
+		"severity": "CRITICAL",
+	}
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	regex.match(`\b(cat|less|more|head|tail|cp|scp|base64|xxd|od|strings|tar|zip|sqlite3|grep|awk|sed|open|shutil\.copy|read)\b`, shell.ltext)
+	regex.match(private_key_re, shell.ltext)
+	not regex.match(`\bssh-keygen\b|\bchmod\b|\.pub\b`, shell.ltext)
+	decision := {
+		"rule_id": "WD-SECRET-KEYS",
+		"reason": "Reads or copies a private key, password hashes or a browser's saved logins.",
+		"severity": "CRITICAL",
+	}
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	regex.match(`\bsecret-tool\s+(search|lookup)|\bsecurity\s+(find-generic-password|find-internet-password|dump-keychain)|\.docker/config\.json[^;&]*base64\s+-d|\bkeyring\s+get\b`, shell.ltext)
+	decision := {
+		"rule_id": "WD-SECRET-KEYS",
+		"reason": "Dumps passwords from the system keychain or a credential store.",
+		"severity": "CRITICAL",
+	}
+}
+
+# Credential files: sometimes the task needs one (debugging a login), often not.
+credential_file_re := `(^|/)\.aws/(credentials|config)$|gcloud/.*credentials[^/]*\.json$|application_default_credentials\.json$|(^|/)\.vault-token$|(^|/)\.pgpass$|(^|/)\.git-credentials$|(^|/)\.netrc$|(^|/)\.pypirc$|^/(home/[^/]+|root)/\.npmrc$|(^|/)\.docker/config\.json$|(^|/)\.kube/config$|(^|/)\.config/gh/hosts\.yml$|^/proc/[^/]+/environ$|(^|/)\.env\.(prod|production)[^/]*$|(^|/)\.cargo/credentials(\.toml)?$|(^|/)\.terraform\.d/credentials\.tfrc\.json$|(^|/)\.ssh/[^/]*\.pem$|(^|/)secrets?\.(ya?ml|json|tfvars)$`
+
+credential_word_re := `(~|/)\.aws/credentials|application_default_credentials|\.vault-token|\.pgpass|\.git-credentials|\.netrc|\.config/gh/hosts\.yml|/proc/[^/\s]+/environ|\.env\.prod|\.cargo/credentials|\.docker/config\.json`
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(credential_file_re, lower(read_path))
+	decision := {
+		"rule_id": "WD-SECRET-READ",
+		"reason": concat("", ["Reads ", shell.safe(read_path), ", which holds credentials. Fine if the task is about them; otherwise the agent does not need them."]),
+		"severity": "MEDIUM",
+		"rubric": "exfiltration",
+		"wait": false,
+	}
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	regex.match(credential_word_re, shell.ltext)
+	decision := {
+		"rule_id": "WD-SECRET-READ",
+		"reason": "The command reads a credentials file.",
+		"severity": "MEDIUM",
+		"rubric": "exfiltration",
+		"wait": false,
+	}
+}
+
+# Secrets printed into the transcript: environment dumps, tokens, vault and cluster secrets.
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	regex.match(`\b(env|printenv|set|export\s+-p)\b\s*\|\s*(grep|rg|egrep)|^\s*(printenv|env)\s*$|\bhistory\b[^;&]*\|\s*(grep|rg)|\b(gh|glab)\s+auth\s+(token|status\s+(-t|--show-token))|\bvault\s+(kv\s+get|read)\b|\bkubectl\s+get\s+secrets?\b[^;&|]*(-o|--output)|\baws\s+secretsmanager\s+get-secret-value|\bgcloud\s+secrets\s+versions\s+access|\bop\s+(read|item\s+get)\b|\baws\s+configure\s+get\b|\baz\s+keyvault\s+secret\s+show|\bdoppler\s+secrets\b`, shell.ltext)
+	decision := {
+		"rule_id": "WD-SECRET-PRINT",
+		"reason": "Prints secrets (tokens, passwords, environment variables) into the transcript.",
+		"severity": "MEDIUM",
+		"rubric": "exfiltration",
+		"wait": false,
+	}
+}
+
+# Searching the whole disk or home for keys and tokens.
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	regex.match(`\b(grep|rg|find|locate|ag)\b[^;&|]*(private key|akia|id_rsa|id_ed25519|\*\.pem|\*\.p12|\*\.key\b|credentials|wallet|\.kdbx|secret)`, shell.ltext)
+	regex.match(`\b(grep|rg|find|ag)\b[^;&|]*\s(/|~|\$home|/home(/[a-z0-9_-]+)?|/root|/etc)(\s|$)`, shell.ltext)
+	decision := {
+		"rule_id": "WD-SECRET-HUNT",
+		"reason": "Searches the whole disk or home directory for keys and credentials.",
+		"severity": "HIGH",
+		"rubric": "exfiltration",
+		"wait": true,
+	}
+}
+
+# Secret sources that must not meet a network sender in one command.
+secret_source_re := `(^|[\s/@<'"=(])\.env(\.[a-z0-9_.-]+)?\b|(~|\$home|/home/[^/\s]+)/\.(ssh|aws|kube|gnupg|docker|config/gh|netrc|git-credentials|npmrc|pypirc)|/etc/(shadow|passwd)|\$\(\s*(env|printenv|cat\s[^)]*(secret|credential|\.env|key))|\b(secrets?|credentials?)\.(ts|js|json|ya?ml|py|txt)\b|\.(pem|p12|keystore|sql|dump)\b|\bpg_dump\b|\bmysqldump\b|\bmongodump\b|\b(tar|zip)\b[^;&|]*(~|\$home|/home)/`
+
+exfil_subject := shell.text if input.tool_name == "Bash"
+
+# A script written to disk runs later: judge it like a command.
+exfil_subject := shell.content if input.tool_name in shell.file_tools
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(secret_source_re, lower(exfil_subject))
+	shell.sends_data(exfil_subject)
+	shell.remote_host(exfil_subject)
+	decision := {
+		"rule_id": "WD-EXFIL-SECRETS",
+		"reason": "Sends secrets, keys or a database dump to another machine.",
+		"severity": "CRITICAL",
+	}
+}
+
+# Hosts that exist to receive anonymous uploads or catch requests.
+drop_hosts_re := `webhook\.site|requestbin|pipedream\.net|\b0x0\.st|transfer\.sh|file\.io\b|paste\.ee|pastebin\.com|hastebin|ix\.io|termbin|sprunge|dnslog|interact\.sh|\boast\.(fun|me|pro|live|site|online)|burpcollaborator|canarytokens|ngrok-free\.app|ngrok\.io|beeceptor|hookbin|postb\.in`
+
+drop_subject := shell.text if input.tool_name == "Bash"
+
+drop_subject := shell.url if input.tool_name == "WebFetch"
+
+drop_subject := shell.content if input.tool_name in shell.file_tools
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(drop_hosts_re, lower(drop_subject))
+	decision := {
+		"rule_id": "WD-EXFIL-DROP-HOST",
+		"reason": "Talks to an anonymous upload or request-catching service, the usual way to smuggle data out.",
+		"severity": "CRITICAL",
+	}
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	regex.match(`\b(nslookup|dig|host|ping|drill)\s[^;&|]*(\$\(|[$][{(])`, shell.text)
+	decision := {
+		"rule_id": "WD-EXFIL-SECRETS",
+		"reason": "Puts command output into a DNS name: a DNS tunnel carrying data out.",
+		"severity": "CRITICAL",
+	}
+}
+
+# Any upload to another machine: often fine (a deploy), sometimes the leak.
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	shell.sends_data(shell.text)
+	shell.remote_host(shell.text)
+	not regex.match(`--dry-?run\b`, shell.text)
+	decision := {
+		"rule_id": "WD-UPLOAD",
+		"reason": "Sends files or data to another machine.",
+		"severity": "MEDIUM",
+		"rubric": "exfiltration",
+		"wait": true,
+	}
+}
+
+# curl/wget carrying environment variables (tokens, passwords) to a remote host.
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	some seg in regex.find_n(`\b(curl|wget|http|xh)\b[^;&|]*`, shell.command, -1)
+	regex.match(`\$\{?[A-Za-z_][A-Za-z0-9_]*`, seg)
+	shell.remote_host(seg)
+	decision := {
+		"rule_id": "WD-UPLOAD-ENV",
+		"reason": "Sends environment variables (often tokens or passwords) to a remote host.",
+		"severity": "MEDIUM",
+		"rubric": "exfiltration",
+		"wait": true,
+	}
+}
+
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	regex.match(`--acl\s+public-read|\bacl\s+ch\s[^;&|]*allusers|\bmake-public\b|allusers:|--public\b|['"]public['"]\s*:\s*true|\bmail\s|\bsendmail\b|\bhooks\.slack\.com|discord(app)?\.com/api/webhooks|api\.telegram\.org`, shell.ltext)
+	decision := {
+		"rule_id": "WD-PUBLISH-DATA",
+		"reason": "Makes data public or sends it to a mailbox or chat: check that the user asked for it.",
+		"severity": "HIGH",
+		"rubric": "exfiltration",
+		"wait": true,
+	}
+}
+
+# A fetched URL carrying a token or encoded data in its query string.
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "WebFetch"
+	regex.match(`[?&][^=&]+=([a-z0-9+/_%-]{20,}|[^&]*(ghp_|gho_|github_pat_|akia|sk_live|sk-|xox[abprs]-|aiza|password|passwd|secret|token))|/bot[0-9]+:`, lower(shell.url))
+	decision := {
+		"rule_id": "WD-FETCH-CARRIES-DATA",
+		"reason": "The URL carries a token or encoded data in its query: fetching it sends that data to the host.",
+		"severity": "HIGH",
+		"rubric": "exfiltration",
+		"wait": true,
+	}
+}
+
+# Application code that sends the environment, cookies or keys to a hard-coded host.
+escalate contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name in shell.file_tools
+	shell.sends_data(shell.content)
+	shell.remote_host(shell.content)
+	regex.match(`process\.env|os\.environ|document\.cookie|localstorage|\benv\b\s*\||getenv|\.env\b|\.p12|keystore|credentials|secrets?\.|headers|\bbody\s*:`, lower(shell.content))
+	decision := {
+		"rule_id": "WD-CODE-SENDS-DATA",
+		"reason": "Adds code that sends data (environment, cookies, keys or request contents) to an outside host.",
+		"severity": "HIGH",
+		"rubric": "exfiltration",
+		"wait": false,
+	}
+}

@@ -1,0 +1,53 @@
+# METADATA
+# scope: package
+# title: The agent may not switch off its own guard rails
+# custom:
+#   routing:
+#     required_events: ["PreToolUse"]
+#     required_tools: ["Bash", "Write", "Edit", "MultiEdit"]
+package cupcake.policies.self_protection
+
+import data.cupcake.helpers.shell
+import rego.v1
+
+file_path := lower(shell.path) if input.tool_name in shell.file_tools
+
+settings_file := `(^|/)\.claude/settings(\.local)?\.json$`
+
+guard_dir := `(^|/)\.(watchdog|cupcake)(/|$)|/\.config/(watchdog|cupcake)(/|$)`
+
+# In Claude Code's settings: the hooks (which run watchdog) and the permission mode.
+guard_keys := `hook|watchdog|cupcake|disableallhooks|defaultmode|bypasspermissions|['"]permissions['"]\s*:\s*\{\s*\}|['"](bash)?\(?\*\)?['"]`
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(settings_file, file_path)
+	regex.match(guard_keys, lower(concat("\n", [shell.content, shell.old_content])))
+	decision := {
+		"rule_id": "WD-SELF-PROTECT",
+		"reason": "Changes Claude Code's hooks or permission mode, which would switch off or bypass watchdog. Only the user should change these.",
+		"severity": "CRITICAL",
+	}
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	regex.match(guard_dir, file_path)
+	decision := {
+		"rule_id": "WD-SELF-PROTECT",
+		"reason": "Edits watchdog's or Cupcake's own policies. Only the user should change these.",
+		"severity": "CRITICAL",
+	}
+}
+
+deny contains decision if {
+	input.hook_event_name == "PreToolUse"
+	input.tool_name == "Bash"
+	regex.match(`\.claude/settings(\.local)?\.json|(^|[\s/'"=])\.(watchdog|cupcake)(/|\s|$)|\.config/(watchdog|cupcake)`, shell.ltext)
+	regex.match(`\b(rm|mv|cp|tee|truncate|chmod|chattr|ln|unlink|install)\b|\bsed\s+(-\S+\s+)*-i|\bperl\s+-[a-z]*i|>|\bjq\b[^|]*>`, shell.ltext)
+	decision := {
+		"rule_id": "WD-SELF-PROTECT",
+		"reason": "Modifies Claude Code's settings or watchdog's policies from the shell, which could switch off the hooks. Only the user should change these.",
+		"severity": "CRITICAL",
+	}
+}
