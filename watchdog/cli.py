@@ -17,8 +17,9 @@ from typing import Any, NoReturn
 from watchdog import __version__
 
 
-def _parser_class() -> Any:
-    """argparse, imported only off the hook's fast path; usage errors exit 1, not 2."""
+def parser_class() -> Any:
+    """The argparse parser every subcommand uses, imported only off the hook's fast path: usage
+    errors print the usage and exit 1, never argparse's 2 (read as "block" by harnesses)."""
     import argparse
 
     class Parser(argparse.ArgumentParser):
@@ -46,11 +47,11 @@ def _root_args(p: Any) -> None:
 
 
 def build_parser() -> Any:
-    parser_class = _parser_class()
-    parser = parser_class(prog="watchdog", description="Policy engine and LLM-as-judge watchdog "
+    cls = parser_class()
+    parser = cls(prog="watchdog", description="Policy engine and LLM-as-judge watchdog "
                           "for AI coding agents.")
     parser.add_argument("--version", action="version", version=f"watchdog {__version__}")
-    sub = parser.add_subparsers(dest="command", parser_class=parser_class, required=True)
+    sub = parser.add_subparsers(dest="command", parser_class=cls, required=True)
     p = sub.add_parser("hook", help="answer one hook event: JSON on stdin, response on stdout")
     _hook_args(p)
     p = sub.add_parser("eval", help="like hook, plus a human-readable trace on stderr")
@@ -78,7 +79,7 @@ def build_parser() -> Any:
 
 def _hook_parser(prog: str) -> Any:
     """Only the hook's options, for the messages of an unusual hook command line."""
-    p = _parser_class()(prog=prog)
+    p = parser_class()(prog=prog)
     _hook_args(p)
     return p
 

@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from watchdog.errors import ConfigError, WatchdogError
 
@@ -155,18 +155,12 @@ def install(project: str, harness: str = "claude", escalate: bool = False,
     return written
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # exit 1 like the rest of the CLI, never 2
-        raise _UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Install the default policy pack into .watchdog/ and "
-                "register watchdog's hooks in .claude/settings.json.")
+    from watchdog.cli import parser_class
+
+    p: argparse.ArgumentParser = parser_class()(
+        prog=PROG, description="Install the default policy pack into .watchdog/ and register "
+        "watchdog's hooks in .claude/settings.json.")
     p.add_argument("--dir", default=".", help="the project folder (default: the current one)")
     p.add_argument("--harness", default="claude", choices=["claude"], help="the agent (claude)")
     p.add_argument("--watchdog", action="store_true",
@@ -178,12 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        args = build_parser().parse_args(argv)
-    except _UsageError as exc:
-        build_parser().print_usage(sys.stderr)
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
-        return 1
+    args = build_parser().parse_args(argv)  # a usage error prints and exits 1
     try:
         written = install(args.dir, args.harness, args.watchdog, args.force)
     except WatchdogError as exc:

@@ -29,7 +29,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from watchdog.errors import PolicyError, WatchdogError
 
@@ -64,17 +64,11 @@ class TestResult:
     detail: str  # why it failed; "" when it passed
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # exit 1 like the rest of the CLI, never 2
-        raise _UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description="Run the Rego unit tests (*_test.rego) of a policy root.")
+    from watchdog.cli import parser_class
+
+    p: argparse.ArgumentParser = parser_class()(
+        prog=PROG, description="Run the Rego unit tests (*_test.rego) of a policy root.")
     p.add_argument("--policy-dir", help="policy root; default: .watchdog/ or .cupcake/ above cwd")
     p.add_argument("--harness", default="claude", help="the harness whose policies to load")
     return p
@@ -208,12 +202,7 @@ def run(harness: str, policy_dir: str | None, cwd: str | None = None) -> list[Te
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        args = build_parser().parse_args(argv)
-    except _UsageError as exc:
-        build_parser().print_usage(sys.stderr)
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
-        return 1
+    args = build_parser().parse_args(argv)  # a usage error prints and exits 1
     try:
         results = run(args.harness, args.policy_dir)
     except WatchdogError as exc:
