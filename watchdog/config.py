@@ -69,6 +69,11 @@ _INT_KEYS = ("judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries"
 _LIST_KEYS = ("judge_fallbacks", "critical_rubrics")
 
 
+def global_dirs(settings: Settings) -> list[str]:
+    """The global policy roots (watchdog's, then Cupcake's), none when they are turned off."""
+    return [settings.config_dir, settings.cupcake_global_dir] if settings.global_policies else []
+
+
 def _nearest(key: str, choices: tuple[str, ...]) -> str:
     import difflib
 

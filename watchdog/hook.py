@@ -83,18 +83,9 @@ def read_event(data: bytes) -> Any:
 
 def roots_for(settings: config.Settings, event: Event) -> list[layout.Root]:
     """Global roots first, then the project root (explicit, or found above the event's cwd)."""
-    roots: list[layout.Root] = []
-    if settings.global_policies:
-        roots += layout.global_roots(
-            [settings.config_dir, settings.cupcake_global_dir], event.harness
-        )
-    if settings.policy_dir:
-        roots.append(layout.resolve_policy_dir(settings.policy_dir, event.harness))
-    else:
-        found = layout.find_project_root(event.cwd, event.harness)
-        if found is not None:
-            roots.append(found)
-    return roots
+    return layout.discover(
+        event.harness, event.cwd, settings.policy_dir, config.global_dirs(settings)
+    )
 
 
 def _input_doc(

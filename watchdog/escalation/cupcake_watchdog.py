@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from watchdog import logs
-from watchdog.config import Settings
+from watchdog.config import Settings, global_dirs
 from watchdog.errors import JudgeError, WatchdogError
 from watchdog.events import Event
 
@@ -384,9 +384,7 @@ def describe(exc: JudgeError) -> str:
 def _dirs(project_root: str | None, settings: Settings) -> tuple[str | None, str | None]:
     project = os.path.join(project_root, "watchdog") if project_root else None
     project = project if project and os.path.isdir(project) else None
-    globals_ = (settings.config_dir, settings.cupcake_global_dir) if settings.global_policies \
-        else ()
-    found = (os.path.join(d, "watchdog") for d in globals_ if d)
+    found = (os.path.join(d, "watchdog") for d in global_dirs(settings) if d)
     return project, next((d for d in found if os.path.isdir(d)), None)
 
 

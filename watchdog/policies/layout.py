@@ -93,6 +93,21 @@ def global_roots(dirs: list[str], harness: str) -> list[Root]:
     return roots
 
 
+def discover(
+    harness: str, cwd: str, policy_dir: str | None, global_dirs: list[str]
+) -> list[Root]:
+    """Global roots first, then the project root: `policy_dir` when given, else the nearest
+    `.watchdog/` or `.cupcake/` at or above cwd. Empty `global_dirs` turns global roots off."""
+    roots = global_roots(global_dirs, harness)
+    if policy_dir:
+        roots.append(resolve_policy_dir(policy_dir, harness))
+    else:
+        found = find_project_root(cwd, harness)
+        if found is not None:
+            roots.append(found)
+    return roots
+
+
 def _walk_rego(top: str, root: int, kind: str, out: list[PolicyFile], recursive: bool) -> None:
     try:
         entries = sorted(os.scandir(top), key=lambda e: e.name)

@@ -20,15 +20,9 @@ from watchdog.policies import bundle, layout
 
 def _roots(harness: str, policy_dir: str | None) -> list[layout.Root]:
     settings = config.load(policy_dir=policy_dir)
-    roots: list[layout.Root] = []
-    if settings.global_policies:
-        roots += layout.global_roots([settings.config_dir, settings.cupcake_global_dir], harness)
-    if settings.policy_dir:
-        roots.append(layout.resolve_policy_dir(settings.policy_dir, harness))
-    else:
-        found = layout.find_project_root(os.getcwd(), harness)
-        if found is not None:
-            roots.append(found)
+    roots = layout.discover(
+        harness, os.getcwd(), settings.policy_dir, config.global_dirs(settings)
+    )
     if not roots:
         raise PolicyError(
             "no policies found: no .watchdog/ or .cupcake/ here or above, and no global "
