@@ -16,16 +16,14 @@ not a verdict.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from watchdog.events import Event
+from watchdog.statefile import locked_json, session_path
 
 SESSIONS_DIR = "sessions"
 KEEP = 5  # most recent reasons kept per taint
@@ -52,8 +50,7 @@ _SEPARATORS = re.compile(r"[;&|()`]|\$\(")
 
 
 def path_for(state_dir: str, session_id: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id or "no-session")[:128]
-    return os.path.join(state_dir, SESSIONS_DIR, f"{safe}.json")
+    return session_path(state_dir, SESSIONS_DIR, session_id)
 
 
 def _inside(path: str, root: str) -> bool:
@@ -104,23 +101,6 @@ def classify(event: Event) -> dict[str, str]:
     return found
 
 
-@contextlib.contextmanager
-def _locked(path: str) -> Iterator[dict[str, Any]]:
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.seek(0)
-        try:
-            data = json.loads(fh.read() or "{}")
-        except ValueError:
-            data = {}
-        state: dict[str, Any] = data if isinstance(data, dict) else {}
-        yield state
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps(state))
-
-
 def record(state_dir: str, event: Event, now: float | None = None) -> dict[str, str]:
     """Add this PostToolUse event's taints to its session; returns what was added."""
     if event.name != "PostToolUse":
@@ -129,7 +109,7 @@ def record(state_dir: str, event: Event, now: float | None = None) -> dict[str, 
     if not found:
         return found
     now = time.time() if now is None else now
-    with _locked(path_for(state_dir, event.session_id)) as state:
+    with locked_json(path_for(state_dir, event.session_id), {}) as state:
         for taint, reason in found.items():
             reasons = state.setdefault(taint, [])
             reasons.append({"reason": reason, "ts": now})

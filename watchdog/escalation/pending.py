@@ -12,13 +12,13 @@ action touched: if that file is edited again before delivery, the verdict says i
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
+
+from watchdog.statefile import locked_json, session_path
 
 MARKER_DIR = "pending"
 LOST_AFTER_S = 24 * 3600  # an entry whose verdict never appeared is reported as lost
@@ -36,8 +36,7 @@ class Entry(NamedTuple):
 
 
 def marker_path(state_dir: str, session_id: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id or "no-session")[:128]
-    return os.path.join(state_dir, MARKER_DIR, f"{safe}.json")
+    return session_path(state_dir, MARKER_DIR, session_id)
 
 
 def has_pending(state_dir: str, session_id: str) -> bool:
@@ -48,22 +47,13 @@ def has_pending(state_dir: str, session_id: str) -> bool:
 @contextlib.contextmanager
 def _locked(path: str) -> Iterator[list[Entry]]:
     """Read-modify-write the marker under an exclusive lock; an empty list deletes it."""
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        fh.seek(0)
+    with locked_json(path, []) as raw:
         try:
-            raw = json.loads(fh.read() or "[]")
             entries = [Entry(*item) for item in raw if isinstance(item, list)]
-        except (ValueError, TypeError):
+        except TypeError:  # written by another version: start afresh
             entries = []
         yield entries
-        if entries:
-            fh.seek(0)
-            fh.truncate()
-            fh.write(json.dumps([list(e) for e in entries]))
-        else:
-            os.unlink(path)
+        raw[:] = [list(e) for e in entries]
 
 
 def remember(state_dir: str, session_id: str, entry: Entry) -> None:
