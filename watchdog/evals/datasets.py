@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -153,17 +153,21 @@ def _prompts(row: DatasetRow) -> tuple[str, ...]:
     return ()
 
 
-def load_dataset(path: str, problems: list[Problem], seen: dict[str, str]) -> list[Stream]:
-    """One stream of one inline case per usable row. `seen` maps ids to where they were first
-    met, across every input of the run (recorded verdicts are looked up by id)."""
-    streams: list[Stream] = []
+_Row = TypeVar("_Row", bound=DatasetRow)
+
+
+def _rows(
+    path: str, model: type[_Row], problems: list[Problem]
+) -> Iterator[tuple[int, str, _Row]]:
+    """(line number, file:line, row) for each line that parses, validates and holds an event;
+    the others are reported in `problems` and skipped."""
     for number, text in read_lines(path):
         where = location(path, number)
         obj = json_object(path, number, text, problems)
         if obj is None:
             continue
         try:
-            row = DatasetRow.model_validate(obj)
+            row = model.model_validate(obj)
         except ValidationError as exc:
             problems.append(Problem(where, _kind(exc), f"{describe(exc)}: skipped"))
             continue
@@ -171,12 +175,27 @@ def load_dataset(path: str, problems: list[Problem], seen: dict[str, str]) -> li
         if bad:
             problems.append(bad)
             continue
+        yield number, where, row
+
+
+def _claim(case_id: str, where: str, seen: dict[str, str], problems: list[Problem]) -> bool:
+    """Ids are unique across a run (recorded verdicts are looked up by id)."""
+    if case_id in seen:
+        problems.append(Problem(where, "duplicate_id", f"id {case_id!r} was already used at "
+                                f"{seen[case_id]}: skipped (ids must be unique)"))
+        return False
+    seen[case_id] = where
+    return True
+
+
+def load_dataset(path: str, problems: list[Problem], seen: dict[str, str]) -> list[Stream]:
+    """One stream of one inline case per usable row. `seen` maps ids to where they were first
+    met, across every input of the run (recorded verdicts are looked up by id)."""
+    streams: list[Stream] = []
+    for number, where, row in _rows(path, DatasetRow, problems):
         case_id = row.id or f"{_stem(path)}:{number}"
-        if case_id in seen:
-            problems.append(Problem(where, "duplicate_id", f"id {case_id!r} was already used at "
-                                    f"{seen[case_id]}: skipped (ids must be unique)"))
+        if not _claim(case_id, where, seen, problems):
             continue
-        seen[case_id] = where
         case = Case(id=case_id, where=where, payload=row.event, label=row.label,
                     expected=row.expected, category=row.category, prompts=_prompts(row),
                     group=case_id, inline=True)
@@ -197,20 +216,7 @@ def load_session(path: str, problems: list[Problem], seen: dict[str, str],
     """One stream for the whole file, its steps in `step` order, on a clock of interval_s."""
     steps: list[tuple[SessionStep, str]] = []
     numbers: dict[int, str] = {}
-    for number, text in read_lines(path):
-        where = location(path, number)
-        obj = json_object(path, number, text, problems)
-        if obj is None:
-            continue
-        try:
-            step = SessionStep.model_validate(obj)
-        except ValidationError as exc:
-            problems.append(Problem(where, _kind(exc), f"{describe(exc)}: skipped"))
-            continue
-        bad = event_problem(step.event, where)
-        if bad:
-            problems.append(bad)
-            continue
+    for _, where, step in _rows(path, SessionStep, problems):
         if step.step in numbers:
             problems.append(Problem(where, "duplicate_step", f"step {step.step} is already at "
                                     f"{numbers[step.step]}: skipped"))
@@ -227,11 +233,8 @@ def load_session(path: str, problems: list[Problem], seen: dict[str, str],
         if step.event.get("hook_event_name") == "UserPromptSubmit" and isinstance(prompt, str):
             prompts.append(prompt)
         case_id = step.id or f"{_stem(path)}#{step.step}"
-        if case_id in seen:
-            problems.append(Problem(where, "duplicate_id", f"id {case_id!r} was already used at "
-                                    f"{seen[case_id]}: skipped (ids must be unique)"))
+        if not _claim(case_id, where, seen, problems):
             continue
-        seen[case_id] = where
         stream.cases.append(Case(
             id=case_id, where=where, payload=step.event, label=step.label,
             expected=step.expected, category=step.category, prompts=tuple(prompts),
