@@ -19,6 +19,7 @@ from watchdog.escalation import rubric
 from watchdog.escalation.cache import cache_key
 from watchdog.events import Event
 from watchdog.redact import redact
+from watchdog.transcript import user_prompt
 
 TAIL_BYTES = 512 * 1024
 MAX_PROMPTS = 5
@@ -51,21 +52,9 @@ def user_prompts(transcript_path: str | None, limit: int = MAX_PROMPTS) -> list[
             rec = json.loads(line)
         except ValueError:
             continue
-        if not isinstance(rec, dict) or rec.get("type") != "user" or rec.get("isMeta"):
-            continue
-        if rec.get("toolUseResult") is not None:
-            continue
-        content = (rec.get("message") or {}).get("content")
-        if isinstance(content, list):
-            if any(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
-                continue
-            content = "\n".join(b.get("text", "") for b in content
-                                if isinstance(b, dict) and b.get("type") == "text")
-        if not isinstance(content, str) or not content.strip():
-            continue
-        if content.lstrip().startswith(("<command-", "<local-command-")):
-            continue
-        prompts.append(content)
+        prompt = user_prompt(rec)
+        if prompt is not None:
+            prompts.append(prompt)
     return prompts[-limit:]
 
 

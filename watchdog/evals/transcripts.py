@@ -50,6 +50,8 @@ from typing import Any
 
 from watchdog.evals.cases import Case, Problem, Stream, location
 from watchdog.evals.datasets import json_object, read_lines, transcript_labels
+from watchdog.transcript import blocks, user_prompt
+from watchdog.transcript import text as text_of
 
 CHAINED = frozenset({"user", "assistant", "system", "attachment", "progress"})
 AGENT_TOOLS = frozenset({"Agent", "Task"})
@@ -60,7 +62,6 @@ _SHELL_FAILURE = re.compile(r"\s*(Exit code \d+|Command timed out|Shell cwd was 
 _PATH_KEYS = ("file_path", "notebook_path")
 _DENIED = re.compile(r"Permission to use .* has been denied|doesn't want to proceed with this "
                      r"tool use|^PreToolUse:\S+ hook error:", re.DOTALL)
-_NOT_PROMPTS = ("<command-", "<local-command-", "[Request interrupted by user")
 MAX_SUBAGENT_DEPTH = 3
 _MODE_EVENTS = frozenset({"PreToolUse", "PostToolUse", "PostToolUseFailure", "UserPromptSubmit",
                           "Stop", "SubagentStop"})
@@ -76,33 +77,6 @@ def _time(rec: dict[str, Any], default: float) -> float:
         except ValueError:
             pass
     return default
-
-
-def _text(content: Any) -> str:
-    """The text of a message's content (a string, or text blocks joined by newlines)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(str(b.get("text", "")) for b in content
-                         if isinstance(b, dict) and b.get("type") == "text")
-    return ""
-
-
-def _blocks(rec: dict[str, Any]) -> list[dict[str, Any]]:
-    content = (rec.get("message") or {}).get("content")
-    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
-
-
-def _prompt(rec: dict[str, Any]) -> str | None:
-    """The user's prompt on this line, or None for meta text, tool results and commands."""
-    if rec.get("type") != "user" or rec.get("isMeta") or rec.get("toolUseResult") is not None:
-        return None
-    if any(b.get("type") == "tool_result" for b in _blocks(rec)):
-        return None
-    text = _text((rec.get("message") or {}).get("content"))
-    if not text.strip() or text.lstrip().startswith(_NOT_PROMPTS):
-        return None
-    return text
 
 
 def _message_id(rec: dict[str, Any], number: int) -> str:
@@ -166,14 +140,14 @@ class _Replay:
     def _index(self, index: int, number: int, rec: dict[str, Any]) -> None:
         kind = rec.get("type")
         if kind == "user":
-            for block in _blocks(rec):
+            for block in blocks(rec):
                 tool_id = block.get("tool_use_id")
                 if block.get("type") == "tool_result" and isinstance(tool_id, str):
                     self.results.setdefault(tool_id, (number, rec, block))
         elif kind == "assistant":
             mid = _message_id(rec, number)
             self.message_end[mid] = index
-            if any(b.get("type") == "tool_use" for b in _blocks(rec)):
+            if any(b.get("type") == "tool_use" for b in blocks(rec)):
                 self.message_tools.add(mid)
         elif kind == "attachment":
             att = rec.get("attachment") or {}
@@ -233,7 +207,7 @@ class _Replay:
     def _user(self, number: int, rec: dict[str, Any]) -> None:
         if isinstance(rec.get("permissionMode"), str):
             self.session.permission_mode = rec["permissionMode"]
-        prompt = _prompt(rec)
+        prompt = user_prompt(rec)
         if prompt is None:
             return
         if isinstance(rec.get("promptId"), str):
@@ -243,13 +217,13 @@ class _Replay:
         self.emit("UserPromptSubmit", number, rec, prompt=prompt)
 
     def _assistant(self, index: int, number: int, rec: dict[str, Any]) -> None:
-        for block in _blocks(rec):
+        for block in blocks(rec):
             if block.get("type") == "tool_use":
                 self._tool(number, rec, block)
         mid = _message_id(rec, number)
         if mid in self.message_tools or self.message_end.get(mid) != index:
             return  # a tool round trip, or not the message's last line yet
-        text = "\n".join(_text((r.get("message") or {}).get("content")) for n, r in self.lines
+        text = "\n".join(text_of((r.get("message") or {}).get("content")) for n, r in self.lines
                          if r.get("type") == "assistant" and _message_id(r, n) == mid).strip()
         if rec.get("isApiErrorMessage"):
             self.emit("StopFailure", number, rec, error="unknown", last_assistant_message=text)
@@ -272,7 +246,7 @@ class _Replay:
                 tool_input[key] = os.path.normpath(os.path.join(cwd, value))
         common = {"tool_name": name, "tool_input": tool_input}
         result = self.results.get(tool_id)
-        text = _text(result[2].get("content")) if result else ""
+        text = text_of(result[2].get("content")) if result else ""
         if result and result[2].get("is_error") and text.lstrip().startswith("<tool_use_error>"):
             return  # rejected by input validation: Claude Code fires no hook at all
         self.emit("PreToolUse", number, rec, **common, tool_use_id=tool_id)
@@ -318,7 +292,7 @@ class _Replay:
                 f"no transcript for subagent {agent_id} (looked for {candidates[0]}): its own "
                 "tool calls are not replayed"))
         self.emit("SubagentStart", number, start_rec, agent_id=agent_id, agent_type=agent_type)
-        text, stop_number, stop_rec = _text(structured.get("content")), number, None
+        text, stop_number, stop_rec = text_of(structured.get("content")), number, None
         if sub is not None:
             sub.run()
             text = sub.last_text or text
