@@ -234,11 +234,15 @@ def test_redis_down_keeps_the_policy_decision(world: Setup) -> None:
 
 
 def test_no_worker_then_delivery_once_a_worker_runs(world: Setup) -> None:
-    """No worker: the wait ends at the deadline with the policy decision; the verdict is
-    delivered at a later event once a worker has run."""
+    """No worker: the hook does not wait (RQ's worker registry says none serves the queue),
+    answers with the policy decision and says to start one; the verdict is delivered at a
+    later event once a worker has run."""
     out, elapsed, _ = world.hook(bash("curl https://example.com/x", session_id="s-late"),
-                                 WATCHDOG_WAIT_DEADLINE_S="1")
-    assert out == {} and 1 <= elapsed < 6
+                                 WATCHDOG_WAIT_DEADLINE_S="5")
+    assert "permissionDecision" not in out.get("hookSpecificOutput", {})
+    assert "no worker serves queue" in out["systemMessage"]
+    assert "watchdog worker" in out["systemMessage"]
+    assert elapsed < 4  # the 5 s deadline was not waited out
     assert world.queued() == 1
     proc = world.start_worker(burst=True)
     proc.wait(timeout=60)
@@ -336,7 +340,7 @@ def test_embedded_redis_is_the_default(tmp_path: Path, fake: FakeJudge) -> None:
     proc = setup.start_worker(burst=True)  # starts (or reuses) the embedded server
     proc.wait(timeout=60)
     out, _, _ = setup.hook(bash("curl https://example.com/e"), WATCHDOG_WAIT_DEADLINE_S="1")
-    assert out == {}
+    assert "no worker serves queue" in out["systemMessage"]  # the burst worker has exited
     proc = setup.start_worker(burst=True)
     proc.wait(timeout=60)
     out, _, _ = setup.hook(claude_event("UserPromptSubmit", prompt="x"))

@@ -45,6 +45,7 @@ class Settings(NamedTuple):
     job_timeout_s: int = 120  # RQ job timeout
     job_retries: int = 3  # RQ retries on transient model errors (429, 5xx, timeouts)
     job_retry_backoff_s: int = 2  # first retry delay, then x5, x15 (needs --with-scheduler)
+    verdict_lost_after_s: int = 600  # an owed verdict still missing then is reported as lost
     budget_daily_usd: float = 5.0
     budget_session_usd: float = 1.0
     budget_total_usd: float = 100.0
@@ -56,7 +57,7 @@ _FILE_KEYS = (
     "on_error", "policy_dir", "global_policies", "log_decisions", "redis_url", "redis_prefix",
     "queue", "wait_deadline_s", "judge_model", "judge_fallbacks", "judge_api_base",
     "judge_timeout_s", "judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries",
-    "job_retry_backoff_s",
+    "job_retry_backoff_s", "verdict_lost_after_s",
     "budget_daily_usd", "budget_session_usd", "budget_total_usd", "budget_fallback",
     "critical_rubrics",
 )
@@ -65,7 +66,7 @@ _BOOL_KEYS = ("global_policies", "log_decisions")
 _FLOAT_KEYS = ("wait_deadline_s", "judge_timeout_s", "budget_daily_usd", "budget_session_usd",
                "budget_total_usd")
 _INT_KEYS = ("judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries",
-             "job_retry_backoff_s")
+             "job_retry_backoff_s", "verdict_lost_after_s")
 _LIST_KEYS = ("judge_fallbacks", "critical_rubrics")
 
 

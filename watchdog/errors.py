@@ -4,6 +4,7 @@
   + ConfigError          watchdog.toml or an env var is wrong
   + EventError           stdin was empty, not JSON, or not a hook event
   + PolicyError          a policy failed to load, compile, run, or returned malformed decisions
+  + StateError           the state dir (owed verdicts, session taints) can't be read or written
   + EscalationError      the judge side
     + QueueUnavailable   Redis is down or unreachable
     + JudgeError         the model failed: HTTP error, timeout, or output that is not a verdict
@@ -50,6 +51,12 @@ class PolicyRuntimeError(PolicyError):
 
 class DecisionFormatError(PolicyError):
     kind = "malformed_decision"
+
+
+class StateError(WatchdogError):
+    """A file in the state dir could not be read or written (permissions, a full disk)."""
+
+    kind = "state_error"
 
 
 class EscalationError(WatchdogError):

@@ -307,16 +307,74 @@ def _escalate(event: Event, decision: Decision, manifest: dict[str, Any],
                         deliver=harness.accepts_context(event.name))
 
 
+def _degraded(decision: Decision, what: str, exc: BaseException, settings: config.Settings,
+              event: Event, trace: Trace) -> Decision:
+    """A step after the policy decided failed: keep `decision`, say so, log it (with the
+    traceback when it is a bug)."""
+    message = str(exc) if isinstance(exc, WatchdogError) else (
+        f"internal error ({type(exc).__name__}: {exc}); the traceback is in "
+        f"{logs.log_path(settings.state_dir)}, please report it")
+    fields: dict[str, Any] = {"message": message, "step": what, "session_id": event.session_id,
+                              "hook_event": event.name, "verb": decision.verb}
+    if not isinstance(exc, WatchdogError):
+        import traceback
+
+        fields["traceback"] = traceback.format_exc()
+    kind = exc.kind if isinstance(exc, WatchdogError) else "internal_error"
+    logs.write(settings.state_dir, "error", kind, **fields)
+    trace(f"{what} failed ({kind}): {exc}; keeping the policy decision {decision.verb}")
+    note = f"watchdog: {what} failed, policy decision only: {message}"
+    return decision._replace(notices=decision.notices + (note,))
+
+
+def _after_policy(event: Event, decision: Decision, manifest: dict[str, Any],
+                  settings: config.Settings, trace: Trace, harness: Any,
+                  escalate: bool) -> Decision:
+    """Everything after the policy decided (session taints, escalation, delivery): nothing
+    here may lose or weaken that decision, whatever fails (Redis, the state dir, a bug)."""
+    try:
+        _record_session(event, manifest, settings, trace)
+    except Exception as exc:  # noqa: BLE001 - the policy decision stands
+        decision = _degraded(decision, "recording session taints", exc, settings, event, trace)
+    if not escalate:
+        return decision
+    policy = decision
+    try:
+        return _escalate(event, decision, manifest, settings, trace, harness)
+    except Exception as exc:  # noqa: BLE001 - the policy decision stands
+        return _degraded(policy, "the escalation step", exc, settings, event, trace)
+
+
+def _render(harness: Any, decision: Decision, policy: Decision, event: Event,
+            settings: config.Settings) -> str:
+    """The harness's answer; if the merged decision cannot be rendered, the policy's is."""
+    try:
+        return str(harness.dumps(harness.render(decision, event)))
+    except Exception as exc:  # noqa: BLE001 - fall back to what the policy said
+        if decision is policy:
+            raise
+        import traceback
+
+        logs.write(settings.state_dir, "error", "internal_error", step="render",
+                   message=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        return str(harness.dumps(harness.render(policy, event)))
+
+
 def _fail(
-    harness: Any, event: Event | None, settings: config.Settings, exc: BaseException
+    harness: Any, event: Event | None, settings: config.Settings, exc: BaseException,
+    policy: Decision | None = None,
 ) -> tuple[str, int, Decision | None]:
-    """Apply the fail mode to a failure; returns stdout text, exit code, decision."""
+    """Apply the fail mode to a failure; returns stdout text, exit code, decision. A policy
+    that had already blocked keeps blocking, whatever the fail mode."""
     message = str(exc) if isinstance(exc, WatchdogError) else (
         f"internal error ({type(exc).__name__}: {exc}). The traceback is in "
         f"{logs.log_path(settings.state_dir)}; please report it"
     )
-    if settings.on_error == "closed":
+    blocked = policy is not None and policy.blocking
+    if settings.on_error == "closed" or blocked:
         reason = f"watchdog failed closed: {message}"
+        if blocked and policy is not None and policy.reason:
+            reason = f"{policy.reason} ({reason})"
         if harness is None or event is None:
             return "", EXIT_BLOCK, None
         if harness.gates(event.name):
@@ -345,6 +403,7 @@ def run(
     harness: Any = None
     event: Event | None = None
     decision: Decision | None = None
+    policy: Decision | None = None
     try:
         settings = config.load(env, policy_dir=policy_dir)
     except ConfigError as exc:
@@ -362,16 +421,15 @@ def run(
         event = harness.parse(read_event(stdin))
         trace(f"event {event.label} session={event.session_id or '-'} cwd={event.cwd}")
         decision, warnings, manifest = evaluate(event, settings, trace, escalate)
-        _record_session(event, manifest, settings, trace)
-        if escalate:
-            decision = _escalate(event, decision, manifest, settings, trace, harness)
+        policy = decision
+        decision = _after_policy(event, decision, manifest, settings, trace, harness, escalate)
         for w in warnings:
             stderr.append(f"watchdog: warning: {w}")
             logs.write(settings.state_dir, "warning", "cache_warning", message=w)
-        out = harness.dumps(harness.render(decision, event))
+        out = _render(harness, decision, policy, event, settings)
         code = EXIT_OK
     except Exception as exc:  # noqa: BLE001 - the one place every failure is caught
-        out, code, decision = _fail(harness, event, settings, exc)
+        out, code, decision = _fail(harness, event, settings, exc, policy)
         kind = exc.kind if isinstance(exc, WatchdogError) else "internal_error"
         if isinstance(exc, WatchdogError):
             stderr.append(f"watchdog: {exc}")

@@ -111,7 +111,9 @@ def record(state_dir: str, event: Event, now: float | None = None) -> dict[str, 
     now = time.time() if now is None else now
     with locked_json(path_for(state_dir, event.session_id), {}) as state:
         for taint, reason in found.items():
-            reasons = state.setdefault(taint, [])
+            reasons = state.get(taint)
+            if not isinstance(reasons, list):  # missing, or damaged by hand: start afresh
+                reasons = state[taint] = []
             reasons.append({"reason": reason, "ts": now})
             del reasons[:-KEEP]
     return found
@@ -122,13 +124,15 @@ def load(state_dir: str, session_id: str) -> dict[str, Any]:
     try:
         with open(path_for(state_dir, session_id), encoding="utf-8") as fh:
             data = json.load(fh)
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # missing, unreadable or not JSON: no taints known
         data = {}
     if not isinstance(data, dict):
         data = {}
     out: dict[str, Any] = {}
     for taint in TAINTS:
-        reasons = data.get(taint) or []
+        reasons = data.get(taint)
+        if not isinstance(reasons, list):  # a damaged file never breaks evaluation
+            reasons = []
         out[taint] = bool(reasons)
         out[f"{taint}_because"] = [r.get("reason") for r in reasons if isinstance(r, dict)]
     out["all_three"] = all(out[t] for t in TAINTS)

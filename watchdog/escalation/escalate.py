@@ -15,6 +15,8 @@ deliver or to escalate.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import time
@@ -23,7 +25,7 @@ from typing import Any
 from watchdog import logs
 from watchdog.config import Settings
 from watchdog.decisions import Decision, merge_advisory
-from watchdog.errors import QueueUnavailable
+from watchdog.errors import WatchdogError
 from watchdog.escalation import pending, queue, request
 from watchdog.escalation.cache import VerdictCache
 from watchdog.events import Event
@@ -57,27 +59,34 @@ def _snapshot_budget(conn: Any, settings: Settings, session_id: str) -> None:
 
 def run(event: Event, decision: Decision, manifest: dict[str, Any], settings: Settings,
         trace: Any, deliver: bool = True) -> Decision:
-    """Apply escalation to a policy decision; never raises for queue or judge trouble.
+    """Apply escalation to a policy decision; never raises for queue, state or judge trouble.
 
     `deliver` is False on events whose answer cannot carry context to the model (Claude Code's
-    Stop, say): verdicts owed to the session then wait for the next event that can.
+    Stop, say): verdicts owed to the session then wait for the next event that can. Whatever
+    fails here (Redis in any way, the state dir, the request), the answer is the decision so
+    far, never weaker than the policy's, with a notice that says what failed and what to do.
     """
-    if event.name == "PreToolUse":
-        pending.note_edit(settings.state_dir, event.session_id, event.tool_name,
-                          _touched_path(event))
-    owed = deliver and pending.has_pending(settings.state_dir, event.session_id)
     wants = bool(decision.escalations) and not decision.blocking
-    if not owed and not wants:
-        return decision
     started = time.monotonic()
+    conn: Any = None
+    owed = False
     try:
+        if event.name == "PreToolUse":
+            pending.note_edit(settings.state_dir, event.session_id, event.tool_name,
+                              _touched_path(event))
+        owed = deliver and pending.has_pending(settings.state_dir, event.session_id)
+        if not owed and not wants:
+            return decision
         conn = queue.connect(settings, timeout_s=min(2.0, settings.wait_deadline_s))
         if owed:
+            status = functools.partial(queue.job_status, conn)
             for record in pending.collect(conn, settings.redis_prefix, settings.state_dir,
-                                          event.session_id):
+                                          event.session_id, status=status,
+                                          lost_after_s=settings.verdict_lost_after_s,
+                                          queue_name=settings.queue):
                 trace(f"delivered earlier verdict: {record.get('decision')} "
                       f"on {record.get('label')}")
-                _log_verdict(settings, event, record, "later")
+                _log_verdict(settings, event, record, "lost" if record.get("lost") else "later")
                 decision = merge_advisory(decision, record, later=True)
         if wants:
             decision, from_cache = _escalate(
@@ -85,14 +94,18 @@ def run(event: Event, decision: Decision, manifest: dict[str, Any], settings: Se
             )
             if not from_cache:  # a cache hit spends nothing: the snapshot is still right
                 _snapshot_budget(conn, settings, event.session_id)
-        conn.close()
-    except QueueUnavailable as exc:
+    except WatchdogError as exc:
         logs.write(settings.state_dir, "error", exc.kind, message=str(exc),
-                   session_id=event.session_id, hook_event=event.name)
+                   session_id=event.session_id, hook_event=event.name,
+                   step="escalate" if wants else "deliver")
         trace(f"escalation unavailable: {exc}")
-        if wants:
-            note = f"watchdog: judge unavailable, policy decision only: {exc}"
-            decision = decision._replace(notices=decision.notices + (note,))
+        what = "judge unavailable" if wants else "earlier verdicts not delivered"
+        note = f"watchdog: {what}, policy decision only: {exc}"
+        decision = decision._replace(notices=decision.notices + (note,))
+    finally:
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
     return decision
 
 
@@ -110,13 +123,22 @@ def _escalate(conn: Any, event: Event, decision: Decision, manifest: dict[str, A
         return merge_advisory(decision, record), True
     job = queue.enqueue(queue.queue(conn, settings), payload["job_id"], payload, settings)
     trace(f"enqueued {job.id[:19]}... rubric={payload['rubric']} wait={payload['wait']}")
-    if payload["wait"]:
+    workers = queue.live_workers(conn, settings.queue)
+    if not workers:
+        note = (f"watchdog: no worker serves queue '{settings.queue}', so the judge has not "
+                "seen this event: start one with 'watchdog worker'. Its verdict comes at a "
+                "later event once a worker runs.")
+        decision = decision._replace(notices=decision.notices + (note,))
+        logs.write(settings.state_dir, "warning", "no_worker", queue=settings.queue,
+                   session_id=event.session_id, hook_event=event.name)
+        trace("no live worker on the queue: not waiting")
+    if payload["wait"] and workers:
         deadline = started + settings.wait_deadline_s
         raw = queue.wait_for(
             conn, pending.result_key(settings.redis_prefix, payload["job_id"]), deadline
         )
         if raw is not None:
-            record = {**json.loads(raw), "label": payload["label"]}
+            record = {**pending.parse_result(raw, payload["label"]), "label": payload["label"]}
             trace(f"verdict in time: {record.get('decision')}")
             _log_verdict(settings, event, record, "wait")
             return merge_advisory(decision, record), False

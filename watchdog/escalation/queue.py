@@ -9,8 +9,8 @@ guarded by a file lock, so concurrent hooks start one server.
 Imported only when an event escalates: redis-py 8 and rq cost about 200-250 ms of imports in a
 fresh hook process (redis-py pulls in its asyncio client), which only escalating events pay;
 detect-secrets (redaction) adds about 130 ms. Every Redis
-failure becomes QueueUnavailable with what to do next; the hook then answers with the policy
-decision alone.
+failure (refused, timed out, an error reply, protocol garbage: redis_errors.py) becomes
+QueueUnavailable with what to do next; the hook then answers with the policy decision alone.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from typing import Any
 
 import redis
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from watchdog.config import Settings
 from watchdog.errors import QueueUnavailable
+from watchdog.escalation.redis_errors import describe, redis_errors
 
 JOB_FUNCTION = "watchdog.escalation.jobs.judge_event"
 FAILURE_CALLBACK = "watchdog.escalation.jobs.on_failure"
@@ -126,7 +127,7 @@ def _where(settings: Settings) -> str:
 
 
 def connect(settings: Settings, timeout_s: float = 2.0) -> redis.Redis:
-    """A checked connection; QueueUnavailable (saying what to do) when Redis can't be reached."""
+    """A checked connection; QueueUnavailable (saying what to do) when Redis can't be used."""
     url = redis_url(settings)
     try:
         conn = redis.Redis.from_url(
@@ -134,13 +135,29 @@ def connect(settings: Settings, timeout_s: float = 2.0) -> redis.Redis:
             driver_info=None,  # no CLIENT SETINFO: redis-py re-reads its metadata for it
         )
         conn.ping()
-    except redis.RedisError as exc:
-        raise QueueUnavailable(
-            f"Redis at {_where(settings)} is unreachable ({exc}). Start it (e.g. "
-            "'redis-server --daemonize yes'), fix WATCHDOG_REDIS_URL, or run the hook without "
-            "--watchdog."
-        ) from exc
+    except Exception as exc:  # noqa: BLE001 - mapped right here, the boundary
+        if isinstance(exc, redis.ConnectionError) and not isinstance(
+                exc, redis.AuthenticationError | redis.exceptions.AuthorizationError):
+            raise QueueUnavailable(
+                f"Redis at {_where(settings)} is unreachable ({exc}). Start it (e.g. "
+                "'redis-server --daemonize yes'), fix WATCHDOG_REDIS_URL, or run the hook "
+                "without --watchdog."
+            ) from exc
+        raise QueueUnavailable(describe(exc, f"connecting to {_where(settings)}")) from exc
     return conn
+
+
+WORKERS_BY_QUEUE = "rq:workers:{}"  # rq.worker_registration.WORKERS_BY_QUEUE_KEY
+
+
+def live_workers(conn: redis.Redis, queue_name: str) -> int:
+    """Workers serving the queue whose heartbeat key still exists (RQ's worker registry keeps
+    a killed worker's name until someone cleans it; its key expires with its heartbeat)."""
+    with redis_errors(f"reading the worker registry of {queue_name}"):
+        keys = list(conn.smembers(WORKERS_BY_QUEUE.format(queue_name)))
+        if not keys:
+            return 0
+        return int(conn.exists(*keys))
 
 
 def queue(conn: redis.Redis, settings: Settings) -> Queue:
@@ -150,42 +167,63 @@ def queue(conn: redis.Redis, settings: Settings) -> Queue:
 _ACTIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
+def job_status(conn: redis.Redis, job_id: str) -> str | None:
+    """The RQ status of a job ('queued', 'started', 'failed', ...), None when it is gone."""
+    with redis_errors("reading a judge job's status"):
+        try:
+            job = Job.fetch(job_id, connection=conn, serializer=JSONSerializer)
+        except NoSuchJobError:
+            return None
+        status = job.get_status(refresh=False)
+    return str(status.value if isinstance(status, JobStatus) else status) if status else None
+
+
 def enqueue(q: Queue, job_id: str, payload: dict[str, Any], settings: Settings) -> Job:
     """Enqueue one judge job; an identical job already in flight is reused, not duplicated."""
-    for _ in range(3):
-        try:
-            return q.enqueue_call(
-                JOB_FUNCTION,
-                args=(payload,),
-                job_id=job_id,
-                unique=True,
-                timeout=settings.job_timeout_s,
-                result_ttl=3600,
-                failure_ttl=7 * 24 * 3600,
-                retry=_retry(settings),
-                on_failure=_failure_callback(),
-                description=f"judge {payload.get('label', '')} ({payload.get('rubric')})",
-            )
-        except DuplicateJobError:
+    with redis_errors(f"enqueueing a judge job on {q.name}"):
+        for _ in range(3):
             try:
-                job = Job.fetch(job_id, connection=q.connection, serializer=JSONSerializer)
-            except Exception:  # noqa: BLE001 - it finished and expired between the two calls
-                continue
-            if job.get_status(refresh=True) in _ACTIVE:
-                return job
-            job.delete()  # finished or failed earlier: judge again
-        except redis.RedisError as exc:
-            raise QueueUnavailable(f"could not enqueue on {q.name}: {exc}") from exc
+                return q.enqueue_call(
+                    JOB_FUNCTION,
+                    args=(payload,),
+                    job_id=job_id,
+                    unique=True,
+                    timeout=settings.job_timeout_s,
+                    result_ttl=3600,
+                    failure_ttl=7 * 24 * 3600,
+                    retry=_retry(settings),
+                    on_failure=_failure_callback(),
+                    description=f"judge {payload.get('label', '')} ({payload.get('rubric')})",
+                )
+            except DuplicateJobError:
+                try:
+                    job = Job.fetch(job_id, connection=q.connection, serializer=JSONSerializer)
+                except NoSuchJobError:  # it finished and expired between the two calls
+                    continue
+                if job.get_status(refresh=True) in _ACTIVE:
+                    return job
+                job.delete()  # finished or failed earlier: judge again
     raise QueueUnavailable(f"could not enqueue job {job_id}: it kept changing state")
 
 
+def retry_intervals(retries: int, backoff_s: float) -> list[int]:
+    """Seconds before retry 1, 2, 3, ...: b, 5b, 15b, then 15b again.
+
+    RQ picks interval `len(intervals) - retries_left` for each retry, so the list must have
+    exactly one entry per retry: with fewer retries than entries it would start at the end
+    (a first retry after 15b instead of b)."""
+    steps = [1, 5, 15] + [15] * max(0, retries - 3)
+    return [max(0, round(backoff_s * m)) for m in steps[:retries]]
+
+
 def _retry(settings: Settings) -> Retry | None:
-    """Backoff b, 5b, 15b seconds. RQ re-enqueues a delayed retry from a worker's scheduler
-    (`rq worker --with-scheduler`, which `watchdog worker` passes); 0 retries at once."""
+    """RQ re-enqueues a delayed retry from a worker's scheduler (`rq worker --with-scheduler`,
+    which `watchdog worker` passes); a backoff of 0 retries at once."""
     if settings.job_retries <= 0:
         return None
     b = settings.job_retry_backoff_s
-    return Retry(max=settings.job_retries, interval=[b, 5 * b, 15 * b] if b else 0)
+    return Retry(max=settings.job_retries,
+                 interval=retry_intervals(settings.job_retries, b) if b else 0)
 
 
 def _failure_callback() -> Any:
@@ -200,7 +238,8 @@ def wait_for(
     """Poll a key until it exists or the monotonic deadline passes (backing off to 10 ms: a
     GET over loopback costs about 0.1 ms, so at most 800 GETs for an 8 s deadline)."""
     while True:
-        value = conn.get(key)
+        with redis_errors("waiting for the judge's verdict"):
+            value = conn.get(key)
         if value is not None:
             return value if isinstance(value, bytes) else str(value).encode()
         now = time.monotonic()
