@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tests.conftest import REPO, SAMPLES
 from watchdog import redact as redact_module
 from watchdog.redact import FAILED, TOO_DEEP, redact, redact_text, secret_kind
+from watchdog.secret_names import is_placeholder
 
 
 def fake(*parts: str) -> str:
@@ -27,7 +28,7 @@ def b64url(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
-AKIA = fake("AKIA", "Q3EXAMPLE7FAKE42")
+AKIA = fake("AKIA", "Q3ZK7PLWM7RTV42X")
 AWS_SECRET = fake("wJalrXUtnFEMI/K7MDENG", "/bPxRfiCYFAKEKEY420")
 GHP = fake("ghp", "_Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0FeDcBa")
 GHO = fake("gho", "_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAB7c")
@@ -137,7 +138,7 @@ POSITIVES = [
      f'{{"password": "{R("password")}", "user": "bob"}}'),
     ("json-escaped-in-curl", 'curl -d "{\\"password\\": \\"hunter2\\"}" https://x',
      f'curl -d "{{\\"password\\": \\"{R("password")}\\"}}" https://x'),
-    ("yaml", "db:\n  password: changeme\n  host: db\n",
+    ("yaml", "db:\n  password: k8s-Pa55word\n  host: db\n",
      f"db:\n  password: {R('password')}\n  host: db\n"),
     ("python-annotated", 'API_TOKEN: str = "tok-123"', f'API_TOKEN: str = "{R("token")}"'),
     ("keyword-detector-prefix-name", 'password_prod = "hunter2"',
@@ -152,6 +153,97 @@ POSITIVES = [
                          ids=[p[0] for p in POSITIVES])
 def test_secret_is_replaced_and_context_kept(text: str, expected: str) -> None:
     """Only the secret becomes a marker; the command around it reads as before."""
+    assert redact_text(text) == expected
+
+
+PW = fake("Zq8vN3kLp2", "Rt7Wx9")
+TOK = fake("b7Hk2mQ9xL5vR7tB", "1nW4cZ6hG0pY8aE3")
+# The general classes behind the audit's leaks, in other forms than the corpus's
+# (tests/test_redact_corpus.py): id, text, expected.
+CLASSES = [
+    # credentials given as command arguments
+    ("login-password-equals", f"docker login ghcr.io --username bot --password={PW}",
+     f"docker login ghcr.io --username bot --password={R('password')}"),
+    ("login-short-p", f"helm registry login r.corp.io -u ci -p {PW}",
+     f"helm registry login r.corp.io -u ci -p {R('password')}"),
+    ("echo-into-password-stdin", f"echo '{PW}' | docker login -u ci --password-stdin ghcr.io",
+     f"echo {R('secret')} | docker login -u ci --password-stdin ghcr.io"),
+    ("printf-into-with-token", f"printf '%s' {TOK} | gh auth login --with-token",
+     f"printf '%s' {R('secret')} | gh auth login --with-token"),
+    ("here-string-quoted", f"gh auth login --with-token <<<'{TOK}'",
+     f"gh auth login --with-token <<<{R('secret')}"),
+    ("curl-u-attached", f"curl -uadmin:{PW} https://x.io",
+     f"curl -uadmin:{R('password')} https://x.io"),
+    ("curl-proxy-user", f"curl --proxy-user bob:{PW} -x proxy:8080 https://x.io",
+     f"curl --proxy-user bob:{R('password')} -x proxy:8080 https://x.io"),
+    ("env-command", f"env DB_PASS={PW} ./run", f"env DB_PASS={R('password')} ./run"),
+    ("pgpassword", f"PGPASSWORD={PW} psql -h db", f"PGPASSWORD={R('password')} psql -h db"),
+    ("aws-configure-profile-first", f"aws configure set --profile prod aws_secret_access_key {TOK}",
+     f"aws configure set --profile prod aws_secret_access_key {R('aws-secret-key')}"),
+    ("aws-configure-dotted", f"aws configure set default.aws_session_token {TOK}",
+     f"aws configure set default.aws_session_token {R('token')}"),
+    ("dotnet-user-secrets", f'dotnet user-secrets set "Smtp:Password" "{PW}"',
+     f'dotnet user-secrets set "Smtp:Password" "{R("password")}"'),
+    ("ldap-w", f"ldapsearch -x -D cn=admin -w {PW} -b dc=corp",
+     f"ldapsearch -x -D cn=admin -w {R('password')} -b dc=corp"),
+    ("sqlcmd-P", f"sqlcmd -S srv -U sa -P {PW} -Q 'select 1'",
+     f"sqlcmd -S srv -U sa -P {R('password')} -Q 'select 1'"),
+    ("zip-and-7z", f"zip -P {PW} out.zip f && 7z a -p{PW} out.7z f",
+     f"zip -P {R('password')} out.zip f && 7z a -p{R('password')} out.7z f"),
+    ("openssl-k", f"openssl enc -aes-256-cbc -k {PW} -in f",
+     f"openssl enc -aes-256-cbc -k {R('password')} -in f"),
+    ("smbclient-U", f"smbclient //host/share -U bob%{PW}",
+     f"smbclient //host/share -U bob%{R('password')}"),
+    ("keytool-storepass", f"keytool -importkeystore -srcstorepass {PW} -deststorepass {PW}",
+     f"keytool -importkeystore -srcstorepass {R('password')} -deststorepass {R('password')}"),
+    # signed and keyed URLs
+    ("s3-v2-signature",
+     f"https://s3.amazonaws.com/b/k?AWSAccessKeyId={AKIA}&Expires=1&Signature={TOK}%3D",
+     f"https://s3.amazonaws.com/b/k?AWSAccessKeyId={R('aws-access-key')}&Expires=1"
+     f"&Signature={R('signature')}"),
+    ("implicit-flow-fragment", f"https://app.corp.io/cb#access_token={TOK}&token_type=bearer",
+     f"https://app.corp.io/cb#access_token={R('token')}&token_type=bearer"),
+    ("power-automate-sig",
+     "https://prod-00.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke"
+     f"?api-version=2016-06-01&sp=%2Ftriggers&sv=1.0&sig={TOK}",
+     "https://prod-00.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke"
+     f"?api-version=2016-06-01&sp=%2Ftriggers&sv=1.0&sig={R('signature')}"),
+    ("trigger-token", f"https://gitlab.corp.io/api/v4/projects/1/trigger?token={TOK}&ref=main",
+     f"https://gitlab.corp.io/api/v4/projects/1/trigger?token={R('token')}&ref=main"),
+    ("html-escaped-sas", f'<a href="https://x.blob.core.windows.net/f?sv=1&amp;sig={TOK}">f</a>',
+     f'<a href="https://x.blob.core.windows.net/f?sv=1&amp;sig={R("signature")}">f</a>'),
+    # webhook URLs: the path goes, the host stays
+    ("slack-webhook", f"https://hooks.slack.com/services/T0000/B0000/{TOK}",
+     f"https://hooks.slack.com/services/{R('slack-webhook')}"),
+    ("teams-webhook", f"https://corp.webhook.office.com/webhookb2/a1@b2/IncomingWebhook/{TOK}/c3",
+     f"https://corp.webhook.office.com/webhookb2/{R('teams-webhook')}"),
+    ("discordapp-webhook", f"https://discordapp.com/api/webhooks/123456789/{TOK}",
+     f"https://discordapp.com/api/webhooks/{R('discord-webhook')}"),
+    ("generic-hooks", f"https://chat.corp.io/hooks/{TOK}",
+     f"https://chat.corp.io/hooks/{R('webhook')}"),
+    # userinfo, also in a URL preprocessing turned into a path
+    ("userinfo-in-path", f"/repo/https:/user:{PW}@host/path",
+     f"/repo/https:/user:{R('password')}@host/path"),
+    ("token-as-userinfo", f"git push https://{TOK}@git.corp.io/o/r.git",
+     f"git push https://{R('token')}@git.corp.io/o/r.git"),
+    ("amqp-userinfo", f"amqp://guest:{PW}@rabbit:5672/",
+     f"amqp://guest:{R('password')}@rabbit:5672/"),
+    # .env values run to their end, brackets and `;` included
+    ("dotenv-separators", f"SMTP_PASSWORD=ab;cd(ef){PW}\nPORT=25",
+     f"SMTP_PASSWORD={R('password')}\nPORT=25"),
+    ("dotenv-line-in-echo", f"echo 'X_SECRET=(ab)c{PW}' >> .env",
+     f"echo 'X_SECRET={R('secret')}' >> .env"),
+    # formats
+    ("docker-pat", f"docker login -u x -p dckr_pat_{TOK[:27]}",
+     f"docker login -u x -p {R('docker-token')}"),
+    ("vault-hvs", f"vault login hvs.{TOK}{TOK}", f"vault login {R('vault-token')}"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CLASSES],
+                         ids=[c[0] for c in CLASSES])
+def test_each_class_of_secret_is_replaced(text: str, expected: str) -> None:
+    """Arguments, signed URLs, webhooks, userinfo and `.env` values, by class, not by case."""
     assert redact_text(text) == expected
 
 
@@ -170,7 +262,8 @@ LOG_LEVEL=info
 
 
 def test_dotenv_written_by_write_tool() -> None:
-    """A `.env` file in a Write's content: secret values go, harmless settings stay."""
+    """A `.env` file in a Write's content: secret values go, harmless settings and
+    placeholders stay."""
     event = {"tool_name": "Write", "tool_input": {
         "file_path": "/repo/.env",
         "content": DOTENV.format(stripe=STRIPE, akia=AKIA, aws=AWS_SECRET)}}
@@ -179,7 +272,7 @@ def test_dotenv_written_by_write_tool() -> None:
         stripe=R("stripe-key"), akia=R("aws-access-key"), aws=R("aws-secret-key"),
     ).replace("Sup3rS3cret@", R("password") + "@").replace(
         "DB_PASSWORD=Sup3rS3cret", f"DB_PASSWORD={R('password')}").replace(
-        "change-me-please", R("secret")).replace("9f3c2b1a", R("secret"))
+        "9f3c2b1a", R("secret"))  # JWT_SECRET=change-me-please is a placeholder: it stays
 
 
 PYTHON_SNIPPET = '''\
@@ -224,6 +317,74 @@ NEGATIVES = [
     "sha256sum dist/app.tar.gz  # e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     PYTHON_SNIPPET,
 ]
+# Look-alikes: placeholders, documented examples, references, masks, and flags or URLs that
+# only resemble the secret classes above.
+LOOKALIKES = [
+    "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
+    "aws configure set aws_secret_access_key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "GITHUB_TOKEN=ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    "STRIPE_KEY=sk_test_xxxxxxxxxxxxxxxxxxxxxxxx",
+    '"apiKey": "YOUR_API_KEY"',
+    "Authorization: Bearer YOUR_TOKEN_HERE",
+    "AWS_SECRET_ACCESS_KEY=<your-secret-key>",
+    "SECRET_KEY=${SECRET_KEY}",
+    'API_KEY=""',
+    "password: ********",
+    "token: '...'",
+    "secret: ${{ secrets.MY_SECRET }}",
+    "echo $TOKEN | docker login -u ci --password-stdin",
+    'echo "${{ secrets.TOKEN }}" | docker login --password-stdin',
+    'gh auth login --with-token <<< "$GH_TOKEN"',
+    "gh auth login --with-token < token.txt",
+    "git config --global credential.helper store && git config core.editor vim",
+    "aws configure set region us-east-1 && aws configure set output json",
+    "npm config set registry https://registry.npmjs.org/",
+    "docker compose -p myproj up -d && podman run -p 8080:80 nginx",
+    "mkdir -p build/out && cp -p a b && git add -p",
+    "mysql -h db -P 3306 -u root -p",
+    "redis-cli -h cache -p 6380 ping",
+    "unzip -p archive.zip README.md",
+    "curl -u admin https://x.io",
+    "curl --user-agent 'Mozilla/5.0 (X11; Linux x86_64)' https://x.io",
+    "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42s",
+    "https://accounts.google.com/o/oauth2/auth?client_id=123.apps.googleusercontent.com"
+    "&redirect_uri=http://localhost&response_type=code&scope=email",
+    "https://api.github.com/repos/o/r/hooks/12345678/deliveries/98765",
+    "https://react.dev/reference/react/hooks",
+    "ls ~/.git/hooks/ && cat .husky/pre-commit",
+    "const token = await getToken(); const password = input.value;",
+    'API_KEY=os.getenv("API_KEY")',
+    "image: nginx:1.25@sha256:6af79ae5de407283dcea8b00d5c37ace95441fd58a8b1d2aa1ed93f5511bb18c",
+    "scp build.tgz deploy@10.0.0.5:/srv/app/ && git clone git@github.com:org/repo.git",
+    'f"  keys: OPENAI_API_KEY={shown}\\n"',
+]
+
+
+@pytest.mark.parametrize("text", LOOKALIKES, ids=lambda t: t[:40])
+def test_lookalikes_are_unchanged(text: str) -> None:
+    """What only resembles a secret reaches the judge as written."""
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("your_api_key_here", True), ("xoxb-your-bot-token-here", True), ("<your-token>", True),
+    ("change-me", True), ("changeme_please", True), ("dummy", True), ("example", True),
+    ("AKIAIOSFODNN7EXAMPLE", True), ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", True),
+    ("sk-xxxx", True), ("sk-****abcd", True), ("****", True), ("$API_KEY", True),
+    ("${API_KEY:?API_KEY must be set}", True), ("${{ secrets.X }}", True), ("{token}", True),
+    ("$(cat ~/.token)", True), ("...", True),
+    (PW, False), (TOK, False), ("hunter2", False), ("xxxx1234realpassword", False),
+    ("session=abc; csrftoken=xxxx", False), ("Example!2024x", False), (GHP, False),
+    ("sk-example-123", True),
+])
+def test_is_placeholder(value: str, expected: bool) -> None:
+    assert is_placeholder(value) is expected
+
+
+def test_placeholders_under_secret_keys_stay() -> None:
+    """A placeholder under a secret-named key is an example, not a credential."""
+    data = {"api_key": "your_api_key_here", "password": "change-me", "token": "<your-token>"}
+    assert redact(data) == data
 
 
 @pytest.mark.parametrize("text", NEGATIVES, ids=lambda t: t.splitlines()[0][:40])
