@@ -2,7 +2,8 @@
 
 The payload holds the event with secrets redacted, the user's recent prompts (the task, read
 from the transcript's tail; never the agent's own text: the judge is reasoning-blind), why the
-policies escalated, the decision so far, and the ids the worker, cache and budget need.
+policies escalated and the decision so far (redacted too: a policy's reason may quote the
+input), and the ids the worker, cache and budget need.
 """
 
 from __future__ import annotations
@@ -92,11 +93,11 @@ def build(event: Event, decision: Decision, manifest: dict[str, Any],
         "wait": any(e.wait for e in decision.escalations),
         "event": raw,
         "user_prompts": prompts,
-        "escalations": [
-            {"rule_id": e.rule_id, "reason": e.reason, "severity": e.severity,
+        "escalations": [  # a policy's reason may quote the input (sprintf in Rego)
+            {"rule_id": e.rule_id, "reason": redact(e.reason), "severity": e.severity,
              "rubric": e.rubric, "wait": e.wait} for e in decision.escalations
         ],
-        "policy_decision": {"verb": decision.verb, "reason": decision.reason,
+        "policy_decision": {"verb": decision.verb, "reason": redact(decision.reason),
                             "rule_ids": list(decision.rule_ids)},
         "bundle_hash": bundle_hash,
         "prompt_version": version,
