@@ -6,6 +6,16 @@ matter (`description`, `critical`), then `## system` and `## user` sections with
 The judge is reasoning-blind: a rendered prompt holds the user's prompts and the tool call,
 never the agent's own text; everything from the agent or a tool is fenced in tags carrying a
 random per-call nonce, so fenced content cannot close its fence.
+
+What is too long is cut, but never blindly: padding the head of a command or a file would
+otherwise push its dangerous tail out of the judge's view. A clipped string keeps its head
+(60% of its share) and its tail (40%) around a marker that counts the characters cut
+(`[... 12345 more characters cut by watchdog: the judge did not see them ...]`). When the call is
+still over its bound, every string's share shrinks alike, so each keeps a head and a tail.
+After the tool call's closing tag, outside the fence, a note from watchdog says how much of the
+call the judge saw (`tool_call_cut` gives the figures), and the rubrics tell the judge that
+only that note speaks for watchdog. An `allow` on a call the judge saw only in part is not
+silent: the worker delivers it as a `warn` that says so (watchdog/escalation/verdicts.py).
 """
 
 from __future__ import annotations
@@ -39,6 +49,8 @@ CORRECTION_FILE = "_correction.md"
 # Bounds on what goes into a prompt (characters), so one huge Write cannot blow the budget.
 MAX_STRING_CHARS = 4000  # any one string inside tool_input
 MAX_TOOL_CALL_CHARS = 16000  # the serialized tool call as a whole
+MIN_STRING_CHARS = 400  # the least a string's share shrinks to when the call is over its bound
+HEAD_SHARE = 0.6  # of a clipped text's bound: its head; the rest is its tail
 MAX_PROMPTS = 10  # the most recent user prompts
 MAX_PROMPT_CHARS = 4000  # each user prompt
 MAX_NOTE_CHARS = 1000  # each policy note
@@ -52,6 +64,7 @@ _UNTRUSTED_PLACEHOLDERS = ("tool_call", "user_prompts", "policy_notes")
 _FRONT_MATTER_KEYS = ("description", "critical")
 _SEVERITY_RANK = {"CRITICAL": 4, "HIGH": 3, "MEDIUM": 2, "LOW": 1}
 _TOOL_CALL_KEYS = ("hook_event_name", "tool_name", "tool_input", "cwd")
+_SHRINK_STEPS = 8  # rounds of shrinking the strings' share; 2 or 3 in practice
 
 @dataclass(frozen=True)
 class Rubric:
@@ -188,26 +201,90 @@ def pick_rubric(payload: Mapping[str, Any]) -> str:
 # -- rendering ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Cut:
+    """How much of the tool call the judge was shown, in characters of the call as JSON."""
+
+    shown: int
+    total: int
+    places: int  # how many markers stand for cut text
+
+    @property
+    def unseen(self) -> int:
+        return self.total - self.shown
+
+
+_CUT_MARKER = "[... {} more characters cut by watchdog: the judge did not see them ...]"
+_CUT_MARKER_RE = re.compile(re.escape(_CUT_MARKER).replace(r"\{\}", r"\d+"))
+
+
+def cut_marker(count: int) -> str:
+    return _CUT_MARKER.format(count)
+
+
 def clip(text: str, limit: int) -> str:
+    """`text`, or when longer than `limit` its head and tail (`limit` characters in all) around
+    a marker that counts what was cut: the end of a text is as telling as its start."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}...[{len(text) - limit} more characters cut by watchdog]"
+    head = int(limit * HEAD_SHARE)
+    return text[:head] + cut_marker(len(text) - limit) + text[len(text) - (limit - head):]
 
 
-def _clip_strings(value: Any) -> Any:
+def _clip_strings(value: Any, limit: int, cuts: list[int]) -> Any:
+    """A copy of `value` with every string clipped to `limit`; each cut's size goes to `cuts`."""
     if isinstance(value, str):
-        return clip(value, MAX_STRING_CHARS)
+        if len(value) > limit:
+            cuts.append(len(value) - limit)
+        return clip(value, limit)
     if isinstance(value, Mapping):
-        return {str(k): _clip_strings(v) for k, v in value.items()}
+        return {str(k): _clip_strings(v, limit, cuts) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clip_strings(v) for v in value]
+        return [_clip_strings(v, limit, cuts) for v in value]
     return value
 
 
-def _tool_call_text(event: Mapping[str, Any]) -> str:
-    call = {key: _clip_strings(event[key]) for key in _TOOL_CALL_KEYS if key in event}
-    return clip(json.dumps(call, indent=2, ensure_ascii=False, default=str),
-                 MAX_TOOL_CALL_CHARS)
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _tool_call_text(event: Mapping[str, Any]) -> tuple[str, Cut]:
+    """The tool call as the judge sees it, and how much of it that is. Strings get
+    MAX_STRING_CHARS each; while the call is over MAX_TOOL_CALL_CHARS their share shrinks in
+    proportion (to MIN_STRING_CHARS at least), and what is still over is clipped whole."""
+    call = {key: event[key] for key in _TOOL_CALL_KEYS if key in event}
+    full = _dumps(call)
+    limit, text = MAX_STRING_CHARS, full
+    cuts: list[int] = []
+    for _ in range(_SHRINK_STEPS):
+        cuts = []
+        text = _dumps(_clip_strings(call, limit, cuts))
+        if len(text) <= MAX_TOOL_CALL_CHARS or limit == MIN_STRING_CHARS:
+            break
+        # aim a little under: keys, short strings and markers do not shrink with the share
+        limit = max(MIN_STRING_CHARS, int(limit * MAX_TOOL_CALL_CHARS / len(text) * 0.95))
+    if len(text) > MAX_TOOL_CALL_CHARS:
+        cuts.append(len(text) - MAX_TOOL_CALL_CHARS)
+        text = clip(text, MAX_TOOL_CALL_CHARS)
+    if not cuts:
+        return text, Cut(shown=len(text), total=len(text), places=0)
+    marks = sum(len(m) for m in _CUT_MARKER_RE.findall(text))  # text the call never had
+    return text, Cut(shown=min(len(full), len(text) - marks), total=len(full), places=len(cuts))
+
+
+def tool_call_cut(payload: Mapping[str, Any]) -> Cut:
+    """How much of the payload's tool call a rendered prompt shows the judge."""
+    event = payload.get("event")
+    return _tool_call_text(event if isinstance(event, Mapping) else {})[1]
+
+
+def _cut_note(cut: Cut) -> str:
+    # Outside the fence: the one statement about cuts that comes from watchdog, not the data.
+    return (f"Note from watchdog: this tool call has {cut.total} characters, too many to show "
+            f"whole. {cut.unseen} of them were cut in {cut.places} "
+            f"{'place' if cut.places == 1 else 'places'}, each marked inside the tags as "
+            f"`{_CUT_MARKER.format('N')}`; you saw the other {cut.shown}: what comes before "
+            "and after each marker.")
 
 
 def _prompts_text(prompts: Any) -> str:
@@ -253,15 +330,17 @@ def _fill(template: str, values: Mapping[str, str]) -> str:
 def render(rubric: Rubric | str, payload: Mapping[str, Any],
            nonce: str | None = None) -> list[dict[str, str]]:
     """The chat messages for one escalated event: the rubric's system prompt, then the user
-    message with the user's prompts, the policy notes and the tool call, each fenced. A
-    rubric given by name is loaded from the default prompts folder."""
+    message with the user's prompts, the policy notes and the tool call, each fenced, and
+    after the tool call's fence watchdog's note on what was cut, if anything was. A rubric
+    given by name is loaded from the default prompts folder."""
     if isinstance(rubric, str):
         rubric = load_rubric(rubric)
     event = payload.get("event")
     if not isinstance(event, Mapping):
         raise JudgeError("the judge payload has no `event` object; the job was built wrongly")
+    tool_call, cut = _tool_call_text(event)
     data = {
-        "tool_call": _tool_call_text(event),
+        "tool_call": tool_call,
         "user_prompts": _prompts_text(payload.get("user_prompts")),
         "policy_notes": _notes_text(payload.get("escalations"), payload.get("policy_decision")),
     }
@@ -270,9 +349,10 @@ def render(rubric: Rubric | str, payload: Mapping[str, Any],
                          "fence; use another one")
     while nonce is None or any(nonce in text for text in data.values()):
         nonce = secrets.token_hex(8)  # 64 random bits: a collision is only ever bad luck
+    fenced = _fence("untrusted_tool_call", nonce, data["tool_call"])
     values = {
         "nonce": nonce,
-        "tool_call": _fence("untrusted_tool_call", nonce, data["tool_call"]),
+        "tool_call": fenced + (f"\n\n{_cut_note(cut)}" if cut.places else ""),
         "user_prompts": _fence("user_prompts", nonce, data["user_prompts"]),
         "policy_notes": _fence("policy_notes", nonce, data["policy_notes"]),
     }
