@@ -15,6 +15,12 @@ A record is JSON-simple: the verdict's `decision`, `reason`, `question`, `confid
 5xx, timeouts) release the reservation and raise `JudgeTransient`, so the caller can retry
 (RQ does it with backoff); a permanent error becomes an `unknown` record, never "looks fine".
 
+A tool call too long for the judge's prompt is shown in part (head and tail of each long
+string, see rubric.py), and a verdict on it says how much the judge saw: an `allow` becomes a
+`warn` ("allowed on a partial view: the judge saw only N of M characters"), delivered to the
+user, because what was cut may hide anything; other decisions keep theirs and gain the note.
+The record then has `cut: {shown, total}`.
+
 litellm (through `judge`) is imported only when a model is actually called: a cache hit costs
 one Redis round trip.
 """
@@ -29,6 +35,10 @@ from watchdog.config import Settings
 from watchdog.errors import JudgeError, JudgeTransient
 from watchdog.escalation.budget import Budget
 from watchdog.escalation.cache import VerdictCache
+from watchdog.escalation.verdict import MAX_TEXT_CHARS
+
+# The most characters of a tool call the judge may miss and still allow it silently: none.
+MAX_SILENT_UNSEEN_CHARS = 0
 
 
 def budget_for(conn: Any, settings: Settings, clock: Callable[[], float] = time.time) -> Budget:
@@ -58,6 +68,21 @@ def fallback(payload: dict[str, Any], settings: Settings, why: str) -> dict[str,
 def unknown(reason: str) -> dict[str, Any]:
     """The record for a judge that could not decide; delivered to the user as a warning."""
     return {"decision": "unknown", "confidence": 0.0, "reason": reason}
+
+
+def seen_in_part(record: dict[str, Any], shown: int, total: int) -> dict[str, Any]:
+    """`record` for a tool call the judge saw only `shown` of `total` characters of: it says
+    so, and an `allow` becomes a `warn` (see the module docstring)."""
+    if total - shown <= MAX_SILENT_UNSEEN_CHARS or record.get("decision") == "unknown":
+        return record
+    note = f"the judge saw only {shown:,} of the tool call's {total:,} characters"
+    out = {**record, "cut": {"shown": shown, "total": total}}
+    if record.get("decision") == "allow":
+        out.update(decision="warn", reason=f"allowed on a partial view: {note}; "
+                                           f"{record.get('reason', '')}"[:MAX_TEXT_CHARS])
+    else:
+        out["reason"] = f"{record.get('reason', '')} ({note})"[:MAX_TEXT_CHARS]
+    return out
 
 
 def judge_payload(conn: Any, settings: Settings, payload: dict[str, Any], *,
@@ -105,6 +130,8 @@ def judge_payload(conn: Any, settings: Settings, payload: dict[str, Any], *,
     budget.settle(reservation, result.cost_usd if result.priced else worst)
     record = {**result.verdict.model_dump(), "model": result.model, "cost_usd": result.cost_usd,
               "latency_ms": result.latency_ms, "cached": False}
+    cut = rubric.tool_call_cut(payload)
+    record = seen_in_part(record, cut.shown, cut.total)
     if use_cache and result.verdict.decision != "unknown":
         cache.put(key, record)
     return record
