@@ -24,6 +24,8 @@ import difflib
 import os
 from typing import Any, NamedTuple
 
+from watchdog.policies.metadata import printable, read_yaml, yaml_problem
+
 ALIASES = {
     "always_inject_on_prompt": "claude_code_always_inject_on_prompt",
     "enforce_full_file_read": "claude_code_enforce_full_file_read",
@@ -68,6 +70,9 @@ GIT_CHECK_TIMEOUT_S = 30
 POST_EDIT_TIMEOUT_S = 10
 PROMPT_COMMAND_TIMEOUT_S = 5
 PROMPT_FILE_TIMEOUT_S = 2
+MAX_TIMEOUT_S = 2**64 - 1  # Cupcake reads timeout_seconds as a u64 and refuses larger ones
+#: `sh -c` cannot take a NUL byte (a `"\0"` escape in YAML): the signal could never start.
+NUL_COMMAND = "the command contains a NUL byte (\\0), which no shell command can hold; remove it"
 
 Problems = list[tuple[int, str]]
 
@@ -145,6 +150,9 @@ def _check_command(conf: Any, label: str, line: int, out: Problems) -> str | Non
     if not command.strip():
         out.append((line, f"{label}: command cannot be empty"))
         return None
+    if "\0" in command:
+        out.append((line, f"{label}: {NUL_COMMAND}"))
+        return None
     return command
 
 
@@ -201,6 +209,8 @@ def _builtin(
                 not isinstance(source.get(k), str | None) for k in ("file", "command")
             ):
                 out.append((line, f"{label}: must be a string, {{file: path}} or {{command: cmd}}"))
+            elif any("\0" in (source.get(k) or "") for k in ("file", "command")):
+                out.append((line, f"{label}: {NUL_COMMAND}"))
             elif isinstance(source.get("command"), str):  # command wins over file, as in Cupcake
                 signals[f"__builtin_prompt_context_{i}"] = {
                     "command": source["command"], "timeout_seconds": PROMPT_COMMAND_TIMEOUT_S}
@@ -255,8 +265,12 @@ def _signals(data: dict[str, Any], where: Any, out: Problems) -> dict[str, dict[
         if not isinstance(conf, dict) or not isinstance(conf.get("command"), str):
             out.append((line, f"signals.{name}: 'command' is required and must be a string"))
             continue
+        if "\0" in conf["command"]:
+            out.append((line, f"signals.{name}: {NUL_COMMAND}"))
+            continue
         timeout = conf.get("timeout_seconds", SIGNAL_TIMEOUT_S)
-        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+        if (isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0
+                or timeout > MAX_TIMEOUT_S):
             out.append((line, f"signals.{name}.timeout_seconds must be a positive integer"))
             continue
         signals[name] = {"command": conf["command"], "timeout_seconds": timeout}
@@ -284,13 +298,9 @@ def parse(text: str, signals_dir: str | None = None) -> Rulebook:
 
     discovered = discover_signals(signals_dir) if signals_dir else {}
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader) if text.strip() else None
-        data = yaml.safe_load(text) if text.strip() else {}
+        node, data = read_yaml(text) if text.strip() else (None, {})
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        return Rulebook((), {}, {}, ((line, f"rulebook.yml is not valid YAML: {exc}"),),
-                        signals=discovered)
+        return Rulebook((), {}, {}, (yaml_problem(exc, "rulebook.yml"),), signals=discovered)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -350,20 +360,41 @@ def parse(text: str, signals_dir: str | None = None) -> Rulebook:
             builtin_signals[name] = tuple(made)
             generated.update(made)
     merged = {**generated, **discovered, **signals}  # rulebook entries, then files, win
-    return Rulebook(tuple(enabled), config, data, tuple(problems), tuple(warnings), merged,
+    return Rulebook(tuple(enabled), config, data,
+                    tuple((line, printable(text)) for line, text in problems),
+                    tuple((line, printable(text)) for line, text in warnings), merged,
                     builtin_signals)
+
+
+def read(path: str, signals_dir: str | None = None) -> Rulebook:
+    """The rulebook file at `path` (none there: an empty one); a file that cannot be read or
+    is not UTF-8 is a problem at its line, as Cupcake would not start with it either."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raw = b""
+    except OSError as exc:
+        why = f"rulebook.yml cannot be read ({exc.strerror}); fix its permissions"
+        return Rulebook((), {}, {}, ((1, why),),
+                        signals=discover_signals(signals_dir) if signals_dir else {})
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        why = (f"rulebook.yml is not UTF-8 (byte 0x{raw[exc.start]:02x}, column {column}); "
+               "save it as UTF-8")
+        return Rulebook((), {}, {}, ((line, why),),
+                        signals=discover_signals(signals_dir) if signals_dir else {})
+    return parse(text, signals_dir)
 
 
 def load(root_path: str) -> Rulebook:
     """A root's `rulebook.yml` (when present) with the scripts in its `signals/` folder."""
     from watchdog.policies.layout import RULEBOOK
 
-    try:
-        with open(os.path.join(root_path, RULEBOOK), encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        text = ""
-    return parse(text, os.path.join(root_path, "signals"))
+    return read(os.path.join(root_path, RULEBOOK), os.path.join(root_path, "signals"))
 
 
 def file_enabled(stem: str, enabled: tuple[str, ...]) -> bool:
