@@ -16,10 +16,12 @@ the signals the *matched* packages ask for run, as in Cupcake:
 
 All of an event's signals run at once, each as `sh -c <command>` in its own process group
 with the preprocessed event JSON on stdin, in the event's cwd when that folder exists, and
-killed at its timeout. A result is the trimmed stdout parsed as JSON, else the string; a
-non-zero exit gives `{"exit_code", "output", "error", "success": false}`; a timeout or a
-command that could not start leaves the key absent (and is reported to the caller, which logs
-it). subprocess and threading are imported only when a signal runs.
+killed at its timeout (at most a day). A result is the trimmed stdout parsed as JSON, else the
+string; JSON that Rego and UTF-8 cannot carry (`1e400`, `NaN`, a lone `"\\ud800"`) counts as
+not JSON, as it does for Cupcake's serde_json. A non-zero exit gives `{"exit_code", "output",
+"error", "success": false}`; a timeout or a command that could not start leaves the key absent
+(and is reported to the caller, which logs it). subprocess and threading are imported only
+when a signal runs.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any, NamedTuple
 BUILTIN_PREFIXES = ("cupcake.policies.builtins.", "cupcake.global.policies.builtins.")
 GIT_OPERATIONS = ("git commit", "git push", "git merge")
 DEFAULT_TIMEOUT_S = 5
+MAX_TIMEOUT_S = 24 * 3600
 
 
 class Failure(NamedTuple):
@@ -109,13 +112,33 @@ def _result(code: int, out: bytes, err: bytes) -> Any:
             "success": False,
         }
     try:
-        return json.loads(stdout, parse_constant=_reject_constant)
-    except ValueError:
+        value = json.loads(stdout, parse_constant=_reject_constant, parse_float=_finite)
+        # The value goes to Rego as JSON text and into the log as UTF-8: `"\ud800"` decodes
+        # to a lone surrogate, which neither can carry. Depth past Python's stack is refused
+        # here rather than where the input is serialized.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):  # not JSON, over-long integers, lone surrogates
         return stdout
+    return value
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # NaN, Infinity: not JSON, and not valid Rego input
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e400: Rego has no infinity either
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _timeout(value: Any) -> float:
+    """A definition's timeout in seconds, at most a day: Cupcake allows any u64, and the poll
+    behind `communicate` overflows past 24.8 days."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return DEFAULT_TIMEOUT_S
+    return float(min(max(value, 0), MAX_TIMEOUT_S))
 
 
 def _run_one(command: str, timeout: float, stdin: bytes, cwd: str | None) -> tuple[bool, Any]:
@@ -128,7 +151,7 @@ def _run_one(command: str, timeout: float, stdin: bytes, cwd: str | None) -> tup
             ["sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, cwd=cwd, start_new_session=True,
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte or a lone surrogate in it
         return False, f"could not start: {exc}"
     try:
         out, err = proc.communicate(stdin, timeout=timeout)
@@ -171,15 +194,19 @@ def run(
             if not isinstance(spec, dict) or not isinstance(spec.get("command"), str):
                 failures.append(Failure(scope, name, "not defined in rulebook.yml or signals/"))
                 continue
-            timeout = spec.get("timeout_seconds", DEFAULT_TIMEOUT_S)
-            jobs.append((scope, name, spec["command"], float(timeout)))
+            timeout = _timeout(spec.get("timeout_seconds", DEFAULT_TIMEOUT_S))
+            jobs.append((scope, name, spec["command"], timeout))
 
     outcomes: list[tuple[bool, Any, float]] = [(False, "did not run", 0.0)] * len(jobs)
 
     def work(i: int) -> None:
         _, _, command, timeout = jobs[i]
         started = time.perf_counter()
-        ok, value = _run_one(command, timeout, stdin, cwd)
+        try:
+            ok, value = _run_one(command, timeout, stdin, cwd)
+        except Exception as exc:  # noqa: BLE001 - a bug; in a thread it would only print a
+            # traceback on the harness's stderr. The signal is absent, as on a timeout.
+            ok, value = False, f"failed: {type(exc).__name__}: {exc}"
         outcomes[i] = (ok, value, (time.perf_counter() - started) * 1000)
 
     if len(jobs) == 1:
