@@ -37,6 +37,7 @@ _Text = Annotated[
 _FENCE = re.compile(r"\A```[ \t]*(?:json)?[ \t]*\r?\n(?P<body>.*?)\r?\n?[ \t]*```\Z",
                     re.DOTALL | re.IGNORECASE)
 _MAX_ERRORS_SHOWN = 3
+_MAX_KEY_SHOWN = 40  # a reply's keys are the model's text: the error message quotes only this
 
 
 class Verdict(BaseModel):
@@ -64,11 +65,17 @@ class Verdict(BaseModel):
         return data
 
 
+def _shown(key: str) -> str:
+    """A key from the reply, quoted (newlines escaped) and cut short for an error message."""
+    text = repr(key[:_MAX_KEY_SHOWN])
+    return text + "..." if len(key) > _MAX_KEY_SHOWN else text
+
+
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise JudgeError(f"judge reply repeats the key {key!r}")
+            raise JudgeError(f"judge reply repeats the key {_shown(key)}")
         seen[key] = value
     return seen
 
@@ -82,11 +89,11 @@ def _describe(exc: ValidationError) -> str:
     for err in exc.errors(include_url=False, include_input=False)[:_MAX_ERRORS_SHOWN]:
         where = ".".join(str(p) for p in err["loc"]) or "reply"
         if err["type"] == "missing":
-            parts.append(f"missing key {where!r}")
+            parts.append(f"missing key {_shown(where)}")
         elif err["type"] == "extra_forbidden":
-            parts.append(f"unexpected key {where!r}")
+            parts.append(f"unexpected key {_shown(where)}")
         else:
-            parts.append(f"{where}: {err['msg']}")
+            parts.append(f"{where}: {err['msg']}")  # a field of ours: no need to quote it
     more = len(exc.errors()) - _MAX_ERRORS_SHOWN
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
