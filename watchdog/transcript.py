@@ -18,14 +18,20 @@ def text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(str(b.get("text", "")) for b in content
-                         if isinstance(b, dict) and b.get("type") == "text")
+        return "\n".join(b["text"] for b in content if isinstance(b, dict)
+                         and b.get("type") == "text" and isinstance(b.get("text"), str))
     return ""
+
+
+def message(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record's `message` object; {} when it is absent or not an object (a damaged line)."""
+    value = rec.get("message")
+    return value if isinstance(value, dict) else {}
 
 
 def blocks(rec: dict[str, Any]) -> list[dict[str, Any]]:
     """The content blocks of a record's message (none when the content is a string)."""
-    content = (rec.get("message") or {}).get("content")
+    content = message(rec).get("content")
     return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
 
 
@@ -37,7 +43,7 @@ def user_prompt(rec: Any) -> str | None:
         return None
     if any(b.get("type") == "tool_result" for b in blocks(rec)):
         return None
-    prompt = text((rec.get("message") or {}).get("content"))
+    prompt = text(message(rec).get("content"))
     if not prompt.strip() or prompt.lstrip().startswith(NOT_PROMPTS):
         return None
     return prompt

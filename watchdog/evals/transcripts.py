@@ -50,7 +50,7 @@ from typing import Any
 
 from watchdog.evals.cases import Case, Problem, Stream, location
 from watchdog.evals.datasets import json_object, read_lines, transcript_labels
-from watchdog.transcript import blocks, user_prompt
+from watchdog.transcript import blocks, message, user_prompt
 from watchdog.transcript import text as text_of
 
 CHAINED = frozenset({"user", "assistant", "system", "attachment", "progress"})
@@ -74,14 +74,25 @@ def _time(rec: dict[str, Any], default: float) -> float:
     if isinstance(stamp, str):
         try:
             return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # OSError: a local time the OS lacks
             pass
     return default
 
 
+def _kind(rec: dict[str, Any]) -> str | None:
+    """A line's `type` (None when it is not a string: a damaged line is replayed as nothing)."""
+    kind = rec.get("type")
+    return kind if isinstance(kind, str) else None
+
+
+def _object(rec: dict[str, Any], key: str) -> dict[str, Any]:
+    value = rec.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _message_id(rec: dict[str, Any], number: int) -> str:
     """Lines of one API response share message.id (one content block per line)."""
-    mid = (rec.get("message") or {}).get("id")
+    mid = message(rec).get("id")
     return str(mid) if mid else f"line{number}"
 
 
@@ -120,7 +131,7 @@ class _Replay:
     def __init__(self, path: str, lines: list[Line], problems: list[Problem],
                  parent: _Replay | None = None, agent: tuple[str, str] | None = None) -> None:
         self.path, self.lines, self.problems, self.agent = path, lines, problems, agent
-        first = next((r for _, r in lines if r.get("type") in CHAINED), {})
+        first = next((r for _, r in lines if _kind(r) in CHAINED), {})
         self.depth: int = parent.depth + 1 if parent else 0
         self.session: _Session = parent.session if parent else _Session(
             path, str(first.get("sessionId") or ""), os.path.abspath(path))
@@ -138,7 +149,7 @@ class _Replay:
     # -- indexes -------------------------------------------------------------------------------
 
     def _index(self, index: int, number: int, rec: dict[str, Any]) -> None:
-        kind = rec.get("type")
+        kind = _kind(rec)
         if kind == "user":
             for block in blocks(rec):
                 tool_id = block.get("tool_use_id")
@@ -150,7 +161,7 @@ class _Replay:
             if any(b.get("type") == "tool_use" for b in blocks(rec)):
                 self.message_tools.add(mid)
         elif kind == "attachment":
-            att = rec.get("attachment") or {}
+            att = _object(rec, "attachment")
             stdout = str(att.get("stdout") or "")
             if att.get("hookEvent") == "PreToolUse" and isinstance(att.get("toolUseID"), str) and (
                     att.get("type") == "hook_blocking_error"
@@ -186,7 +197,7 @@ class _Replay:
     # -- the walk ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        first = next(((n, r) for n, r in self.lines if r.get("type") in CHAINED), None)
+        first = next(((n, r) for n, r in self.lines if _kind(r) in CHAINED), None)
         if first is None:
             return
         if self.depth == 0:
@@ -194,13 +205,13 @@ class _Replay:
             self.emit("SessionStart", number, rec,
                       source="resume" if rec.get("parentUuid") else "startup")
         for index, (number, rec) in enumerate(self.lines):
-            kind = rec.get("type")
+            kind = _kind(rec)
             if kind == "user" and self.depth == 0:
                 self._user(number, rec)
             elif kind == "assistant":
                 self._assistant(index, number, rec)
             elif kind == "system" and rec.get("subtype") == "compact_boundary":
-                trigger = (rec.get("compactMetadata") or {}).get("trigger") or "auto"
+                trigger = _object(rec, "compactMetadata").get("trigger") or "auto"
                 self.emit("PreCompact", number, rec, trigger=trigger, custom_instructions=None)
                 self.emit("SessionStart", number, rec, source="compact")
 
@@ -223,7 +234,7 @@ class _Replay:
         mid = _message_id(rec, number)
         if mid in self.message_tools or self.message_end.get(mid) != index:
             return  # a tool round trip, or not the message's last line yet
-        text = "\n".join(text_of((r.get("message") or {}).get("content")) for n, r in self.lines
+        text = "\n".join(text_of(message(r).get("content")) for n, r in self.lines
                          if r.get("type") == "assistant" and _message_id(r, n) == mid).strip()
         if rec.get("isApiErrorMessage"):
             self.emit("StopFailure", number, rec, error="unknown", last_assistant_message=text)
@@ -285,7 +296,7 @@ class _Replay:
             lines = read(sub_path, self.problems)
             sub = _Replay(sub_path, lines, self.problems, parent=self,
                           agent=(agent_id, agent_type))
-            start_rec = next((r for _, r in lines if r.get("type") in CHAINED), rec)
+            start_rec = next((r for _, r in lines if _kind(r) in CHAINED), rec)
         else:
             self.problems.append(Problem(
                 location(self.path, number), "missing_subagent",
