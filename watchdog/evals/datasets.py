@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from typing import Any, Literal, TypeVar
 
@@ -100,11 +101,39 @@ def describe(exc: ValidationError) -> str:
 
 
 def read_lines(path: str) -> Iterator[tuple[int, str]]:
-    """(line number, text) of every non-blank line; undecodable bytes are replaced."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    """(line number, text) of every non-blank line; undecodable bytes are replaced. Lines end
+    at `\\n` only, so numbers match an editor's and `grep -n`'s (a stray `\\r` is no break)."""
+    with open(path, encoding="utf-8", errors="replace", newline="\n") as fh:
         for number, text in enumerate(fh, 1):
             if text.strip():
                 yield number, text
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _valid_unicode(value: Any) -> Any:
+    """The value with lone surrogates (a `\\ud83d` escape without its pair: Node's
+    JSON.stringify writes them for broken strings) replaced by U+FFFD, which UTF-8 can carry."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_valid_unicode(v) for v in value]
+    if isinstance(value, dict):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+    return value
 
 
 def json_object(path: str, number: int, text: str,
@@ -112,10 +141,17 @@ def json_object(path: str, number: int, text: str,
     """The line's JSON object, or None after recording why it is unusable."""
     where = location(path, number)
     try:
-        value = json.loads(text.strip())
+        value = json.loads(text.strip(), parse_constant=_not_json, parse_float=_finite)
+        if _SURROGATE_ESCAPE.search(text):
+            value = _valid_unicode(value)
     except json.JSONDecodeError as exc:
         problems.append(Problem(where, "bad_json", f"not valid JSON ({exc.msg}, column "
                                 f"{exc.colno}; a truncated line?): skipped"))
+        return None
+    except (ValueError, RecursionError) as exc:
+        why = ("nested too deeply" if isinstance(exc, RecursionError)
+               else "an integer longer than 4300 digits" if "digits" in str(exc) else str(exc))
+        problems.append(Problem(where, "bad_json", f"not usable JSON ({why}): skipped"))
         return None
     if not isinstance(value, dict):
         problems.append(Problem(where, "bad_row", f"a JSON {type(value).__name__}, not an "
@@ -248,10 +284,10 @@ def transcript_labels(path: str, problems: list[Problem]) -> dict[str, ToolLabel
     if not os.path.isfile(sidecar):
         return {}
     try:
-        with open(sidecar, encoding="utf-8") as fh:
+        with open(sidecar, "rb") as fh:
             return dict(TranscriptLabels.model_validate_json(fh.read()).tool_uses)
     except (OSError, ValidationError) as exc:
-        detail = describe(exc) if isinstance(exc, ValidationError) else exc.strerror
+        detail = describe(exc) if isinstance(exc, ValidationError) else str(exc.strerror)
         problems.append(Problem(sidecar, "bad_labels", f"unusable labels ({detail}): the "
                                 "transcript is replayed unlabeled"))
         return {}
