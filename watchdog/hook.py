@@ -76,9 +76,25 @@ def read_event(data: bytes) -> Any:
             "Claude Code may have given this one an empty stdin (anthropics/claude-code#42702)."
         )
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise EventError(f"stdin is not valid JSON ({exc.msg} at char {exc.pos}).") from exc
+    except RecursionError as exc:
+        raise EventError("stdin is JSON nested too deeply to be a hook event.") from exc
+    if "\\ud" in text or "\\uD" in text:  # a lone surrogate escape (JSON.stringify of a
+        value = _no_surrogates(value)      # broken string) can't be encoded as UTF-8 later
+    return value
+
+
+def _no_surrogates(value: Any) -> Any:
+    """Replace lone surrogates with U+FFFD, so logs, the answer and Rego get valid UTF-8."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [_no_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_no_surrogates(k): _no_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def roots_for(settings: config.Settings, event: Event) -> list[layout.Root]:

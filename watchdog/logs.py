@@ -32,7 +32,8 @@ def write(state_dir: str, level: str, event: str, **fields: Any) -> None:
     now = time.time()
     record = {"v": RECORD_VERSION, "ts": _timestamp(now), "level": level, "event": event}
     record.update(fields)
-    line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode(
+        "utf-8", "backslashreplace")  # a lone surrogate must not make logging raise
     path = log_path(state_dir)
     try:
         try:

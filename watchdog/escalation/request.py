@@ -37,21 +37,22 @@ def prompt_version(name: str) -> str:
 
 def user_prompts(transcript_path: str | None, limit: int = MAX_PROMPTS) -> list[str]:
     """The user's last prompts from a Claude Code transcript (real prompts only, oldest first)."""
-    if not transcript_path:
-        return []
+    if not transcript_path or not isinstance(transcript_path, str):
+        return []  # an int would be opened as a file descriptor (and closed): agent data
     try:
         with open(transcript_path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             fh.seek(max(0, size - TAIL_BYTES))
-            lines = fh.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
+            # split at \n only: JSON.stringify leaves U+2028 and \x85 raw inside strings
+            lines = fh.read().decode("utf-8", errors="replace").split("\n")
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         return []
     prompts: list[str] = []
     for line in lines:
         try:
             rec = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         prompt = user_prompt(rec)
         if prompt is not None:

@@ -185,7 +185,7 @@ def _collect(
     for f in files:
         if f.kind != "rulebook":
             continue
-        book = rulebook_mod.parse(_read(f.path), os.path.join(roots[f.root].path, "signals"))
+        book = rulebook_mod.read(f.path, os.path.join(roots[f.root].path, "signals"))
         enabled[f.root] = book.enabled_builtins
         scope = roots[f.root].scope
         _add_signals(manifest, scope, book.signals, book.builtin_signals)

@@ -107,8 +107,7 @@ def policy_modules(harness: str, root: Any) -> list[tuple[str, str]]:
     enabled: tuple[str, ...] = ()
     for f in files:
         if f.kind == "rulebook":
-            with open(f.path, encoding="utf-8") as fh:
-                enabled = rulebook_mod.parse(fh.read()).enabled_builtins
+            enabled = rulebook_mod.read(f.path).enabled_builtins
     modules: list[tuple[str, str]] = []
     for f in files:
         if f.kind == "rulebook" or f.path.endswith(TEST_SUFFIX):
