@@ -366,6 +366,19 @@ def test_lookalikes_are_unchanged(text: str) -> None:
     assert redact_text(text) == text
 
 
+REPEATED = ["sshpass ", "docker login ", "curl - ", "mysql - ", "gh secret set - ", "A=", "?a=",
+            "x://a:", "token=%", "--token <<<", "authorization: "]
+
+
+@pytest.mark.parametrize("unit", REPEATED)
+def test_a_line_repeating_a_command_or_a_name_is_scanned_once(unit: str) -> None:
+    """A command word, a name or a URL repeated thousands of times on one line (as an attacker
+    might, to stall the hook) is read in one pass; each of these took tens of seconds when
+    every repetition rescanned the rest of the line."""
+    out = redact_text(unit * 5_000)
+    assert out != FAILED and redact_text(out) == out
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     ("your_api_key_here", True), ("xoxb-your-bot-token-here", True), ("<your-token>", True),
     ("change-me", True), ("changeme_please", True), ("dummy", True), ("example", True),

@@ -119,10 +119,12 @@ def is_placeholder(value: str) -> bool:
 
 # `KEY=v`, `key: v`, `"key": "v"`, `--key=v`, `key: str = "v"`, `key := "v"`; a lone
 # bracket as the value is for `.env` values that start with one (`X_PASSWORD=(ab)c`)
-_ASSIGN = (r"(?<![\w.$-])(?<!\$\{)(?P<name>-{0,2}[A-Za-z_][\w.-]*)(?:\\?[\"'])?[ \t]*"
+_ASSIGN_NAME = r"(?<![\w.$-])(?<!\$\{)(?P<name>-{0,2}[A-Za-z_][\w.-]*)"
+_ASSIGN = (_ASSIGN_NAME + r"(?:\\?[\"'])?[ \t]*"
            r"(?::[ \t]*[A-Za-z_][\w\[\],.| ]*?[ \t]*=(?![=>~])|:=|=(?![=>~])|:(?![:/\\]))"
            rf"[ \t]*(?P<value>{QUOTED}|{BARE}|[(\[{{])")
-_FLAG = rf"(?<![\w-])(?P<name>--?[A-Za-z][\w-]*)[ \t]+(?P<value>{QUOTED}|{BARE})"
+_FLAG_NAME = r"(?<![\w-])(?P<name>--?[A-Za-z][\w-]*)"
+_FLAG = _FLAG_NAME + rf"[ \t]+(?P<value>{QUOTED}|{BARE})"
 _NAME_HINT = re.compile(r"pass|pwd|secret|token|key|auth|credential|cookie", re.IGNORECASE)
 _CODE_WORDS = frozenset({"none", "null", "nil", "true", "false", "undefined", "str", "string",
                          "bytes", "int", "number", "bool", "boolean", "any", "unknown", "object",
@@ -135,22 +137,28 @@ _ENV_WORD = re.compile(r"[^\s\"'`;&|<>\\]*")
 _CALL = re.compile(r"[A-Za-z_][\w.]*[(\[]")
 _WHOLE_CALL = re.compile(r"[A-Za-z_][\w.]*(?:\([^()]*\)|\[[^\[\]]*\])")
 
-def _named_value_finder(pattern: str, flag: bool) -> Finder:
+def _named_value_finder(name_pattern: str, pattern: str, flag: bool) -> Finder:
     """Values whose name says secret, in shell, dotenv, YAML, JSON, code and CLI flags.
-    A rejected name's value is scanned again, so `CMD="DB_PASSWORD=x ..."` is still caught."""
-    regex = re.compile(pattern)
+    A rejected name's value is scanned again, so `CMD="DB_PASSWORD=x ..."` is still caught.
+    Names are judged before their values are read: a value runs to the end of a word, and
+    reading one for every name (`A=A=A=...`) would take time in the square of the length."""
+    names, regex = re.compile(name_pattern), re.compile(pattern)
 
     def find(text: str) -> Iterator[Span]:
         pos = 0
-        while (m := regex.search(text, pos)) is not None:
-            name, value = m.group("name"), m.group("value")
+        while (n := names.search(text, pos)) is not None:
+            name = n.group("name")
             kind = secret_kind(name) if _NAME_HINT.search(name) else None
             if flag and name.lstrip("-").lower().startswith("no-"):
                 kind = None
+            m = regex.match(text, n.start()) if kind not in (None, "authorization") else None
+            if m is None:
+                pos = n.end()
+                continue
+            value = m.group("value")
             env_end = None if flag else _env_value_end(name, m, text)
-            literal = env_end != -1 and (env_end is not None or _is_literal(name, m, text, flag))
-            if kind in (None, "authorization") or not literal:
-                pos = m.end("name")
+            if env_end == -1 or (env_end is None and not _is_literal(name, m, text, flag)):
+                pos = m.end()  # code or a reference: a word, so no assignment hides inside
                 continue
             start = m.start("value")
             end = m.end("value") if env_end is None else env_end
@@ -265,5 +273,5 @@ def _setting_kind(name: str) -> str | None:
 
 def named_finders() -> tuple[Finder, ...]:
     """The finders of values known by their name: settings commands, assignments, flags."""
-    return (_settings_finder(), _named_value_finder(_ASSIGN, flag=False),
-            _named_value_finder(_FLAG, flag=True))
+    return (_settings_finder(), _named_value_finder(_ASSIGN_NAME, _ASSIGN, flag=False),
+            _named_value_finder(_FLAG_NAME, _FLAG, flag=True))

@@ -82,33 +82,9 @@ _OWN_SPANS = (
     ("basic-auth", "basic", r"(?<![\w-])Basic\s+(?P<v>[A-Za-z0-9+/]{8,}={0,2})(?![\w+/=])"),
     ("cookie", "cookie", r"(?i)(?<![\w-])(?:set-)?cookie(?:\\?[\"'])?[ \t]*:[ \t]*(?:\\?[\"'])?"
      r"(?P<v>[^\"'\\\r\n]+)"),
-    ("password", "-p", r"\b(?:mysql\w*|mariadb[\w-]*)\b[^\n|;&]*?(?<=\s)-p"
-     r"(?P<v>'[^'\n]*'|\"[^\"\n]*\"|[^\s'\"]+)"),
-    ("password", "curl", r"\bcurl\b[^\n|;&]*?(?<![\w-])(?:-u|-U|--user|--proxy-user)(?:[ \t]+|=)?"
-     r"['\"]?[^\s:'\"]*:(?P<v>[^\s'\"]+)"),
-    ("password", "-a", r"\b(?:http|https|xh|xhs)[ \t][^\n|;&]*?(?<![\w-])(?:-a|--auth)(?:[ \t]+|=)"
-     r"['\"]?[^\s:'\"]*:(?P<v>[^\s'\"]+)"),
-    # short flags that take a password, by tool (`docker run -p 80:80` is a port)
-    ("password", "login", r"\b(?:docker|podman|nerdctl|buildah|skopeo|oras|helm|crane|cosign)\b"
-     rf"[^\n|;&]*?\blogin\b[^\n|;&]*?(?<=\s)-p(?:[ \t]+|=)(?!-)(?P<v>{ARG})"),
-    ("password", "sshpass", rf"\bsshpass\b[^\n|;&]*?(?<=\s)-p[ \t]*(?!-)(?P<v>{ARG})"),
-    ("password", "redis-cli", rf"\bredis-cli\b[^\n|;&]*?(?<=\s)-a[ \t]+(?!-)(?P<v>{ARG})"),
-    ("password", "mongo", r"\bmongo(?:sh|dump|restore|import|export|stat|top)?\b[^\n|;&]*?"
-     rf"(?<=\s)-p[ \t]+(?!-)(?P<v>{ARG})"),
-    ("password", "ldap", rf"\bldap\w+\b[^\n|;&]*?(?<=\s)-w[ \t]+(?!-)(?P<v>{ARG})"),
-    ("password", "sqlcmd", rf"\bsqlcmd\b[^\n|;&]*?(?<=\s)-P[ \t]+(?!-)(?P<v>{ARG})"),
-    ("password", "zip", rf"\b(?:zip|unzip|zipcloak)\b[^\n|;&]*?(?<=\s)-P[ \t]+(?!-)(?P<v>{ARG})"),
-    ("password", "7z", rf"\b7z[ar]?\b[^\n|;&]*?(?<=\s)-p(?P<v>{ARG})"),
-    ("password", "openssl", rf"\bopenssl\b[^\n|;&]*?(?<=\s)-k[ \t]+(?!-)(?P<v>{ARG})"),
-    ("password", "smbclient", r"\bsmbclient\b[^\n|;&]*?(?<=\s)(?:-U|--user)(?:[ \t]+|=)['\"]?"
-     r"[^\s%'\"]+%(?P<v>[^\s'\"]+)"),
-    # a secret handed to a command's stdin: `cmd --with-token <<< X`, `echo X | cmd --...-stdin`
-    ("secret", "<<<", r"(?i)--?[\w-]*(?:token|password|passwd|secret|stdin)[\w-]*\b[^\n|;&<]*?"
-     rf"<<<[ \t]*(?P<v>{ARG})"),
+    # a secret piped to a command's stdin: `echo X | cmd --password-stdin` (`<<< X`: below)
     ("secret", ("stdin", "with-token"),
      rf"\b(?:echo|printf)[ \t]+{_PRINT_OPTIONS}(?P<v>{ARG})[ \t]*\|[^\n|;&]*?{_ON_STDIN}"),
-    ("secret", "secret", r"\bgh[ \t]+secret[ \t]+set\b[^\n|;&]*?(?<=\s)(?:-b|--body)(?:[ \t]+|=)"
-     rf"(?!-)(?P<v>{ARG})"),
     # webhook URLs: the path is the credential; the host stays for the judge
     ("slack-webhook", "hooks.slack.com",
      r"(?i)hooks\.slack\.com/(?:services|workflows|triggers)/(?P<v>[A-Za-z0-9_/-]+)"),
@@ -116,6 +92,40 @@ _OWN_SPANS = (
      r"(?i)discord(?:app)?\.com/api/(?:v\d+/)?webhooks/\d+/(?P<v>[\w-]+)"),
     ("teams-webhook", "office.com", r"(?i)office\.com/webhook(?:b2)?/(?P<v>[^\s\"'<>?#]+)"),
 )
+# own: credentials given to a command as arguments: (kind, trigger, the command, the words
+# that must follow it, the argument with its value in group `v`); searched once per segment
+_USERINFO_ARG = r"""['"]?[^\s:'"]*:(?P<v>[^\s'"]+)"""  # `user:password`
+_OWN_ARGUMENTS = (
+    ("password", ("mysql", "mariadb"), r"\b(?:mysql\w*|mariadb[\w-]*)\b", None,
+     r"(?<=\s)-p(?P<v>'[^'\n]*'|\"[^\"\n]*\"|[^\s'\"]+)"),
+    ("password", "curl", r"\bcurl\b", None,
+     rf"(?<![\w-])(?:-u|-U|--user|--proxy-user)(?:[ \t]+|=)?{_USERINFO_ARG}"),
+    ("password", "-a", r"\b(?:http|https|xh|xhs)[ \t]", None,
+     rf"(?<![\w-])(?:-a|--auth)(?:[ \t]+|=){_USERINFO_ARG}"),
+    # short flags that take a password, by tool (`docker run -p 80:80` is a port)
+    ("password", "login", r"\b(?:docker|podman|nerdctl|buildah|skopeo|oras|helm|crane|cosign)\b",
+     r"\blogin\b", rf"(?<=\s)-p(?:[ \t]+|=)(?!-)(?P<v>{ARG})"),
+    ("password", "sshpass", r"\bsshpass\b", None, rf"(?<=\s)-p[ \t]*(?!-)(?P<v>{ARG})"),
+    ("password", "redis-cli", r"\bredis-cli\b", None, rf"(?<=\s)-a[ \t]+(?!-)(?P<v>{ARG})"),
+    ("password", "mongo", r"\bmongo(?:sh|dump|restore|import|export|stat|top)?\b", None,
+     rf"(?<=\s)-p[ \t]+(?!-)(?P<v>{ARG})"),
+    ("password", "ldap", r"\bldap\w+\b", None, rf"(?<=\s)-w[ \t]+(?!-)(?P<v>{ARG})"),
+    ("password", "sqlcmd", r"\bsqlcmd\b", None, rf"(?<=\s)-P[ \t]+(?!-)(?P<v>{ARG})"),
+    ("password", "zip", r"\b(?:zip|unzip|zipcloak)\b", None,
+     rf"(?<=\s)-P[ \t]+(?!-)(?P<v>{ARG})"),
+    ("password", "7z", r"\b7z[ar]?\b", None, rf"(?<=\s)-p(?P<v>{ARG})"),
+    ("password", "openssl", r"\bopenssl\b", None, rf"(?<=\s)-k[ \t]+(?!-)(?P<v>{ARG})"),
+    ("password", "smbclient", r"\bsmbclient\b", None,
+     r"""(?<=\s)(?:-U|--user)(?:[ \t]+|=)['"]?[^\s%'"]+%(?P<v>[^\s'"]+)"""),
+    ("secret", "secret", r"\bgh[ \t]+secret[ \t]+set\b", None,
+     rf"(?<=\s)(?:-b|--body)(?:[ \t]+|=)(?!-)(?P<v>{ARG})"),
+)
+# The rest of a command, to the next newline, `|`, `;` or `&` outside quotes.
+_SEGMENT = re.compile(r"""(?:'[^'\n]*'|"(?:[^"\\\n]|\\.)*"|[^\n|;&'"]|['"])*""")
+_HERE_STRING = re.compile(rf"<<<[ \t]*(?P<v>{ARG})")
+_STDIN_FLAG = re.compile(r"(?i)--?[\w-]*(?:token|password|passwd|secret|stdin)")
+_LOOK_BACK = 1000  # characters before `<<<` searched for the flag that reads it
+_SEPARATORS = "\n|;&"
 _TOKEN_TAIL = re.compile(r"[A-Za-z0-9_-]*")
 _JWT_TAIL = re.compile(r"[A-Za-z0-9_\-+/=]*")  # the signature, which the JWT regex leaves out
 _TOKEN_LEAD = re.compile(r"[\s\"'=:]*(?:[A-Za-z]+=)?")  # Artifactory's `\s`, Azure's `AccountKey=`
@@ -168,6 +178,48 @@ def _regex_finder(kind: str, trigger: str | tuple[str, ...], pattern: str) -> Fi
                 _valid_special(kind, m.group("v"))
             ):
                 yield m.start("v"), m.end("v"), _special_kind(kind, m)
+
+    return find
+
+
+def _command_finder(kind: str, trigger: str | tuple[str, ...], command: str, after: str | None,
+                    argument: str) -> Finder:
+    """Own: a credential given to `command` (after the words `after`, if any) as an argument.
+    Each segment of a command line is searched once, from the command on: a line repeating
+    the command thousands of times costs one pass, not one per repetition."""
+    cmd, then, arg = re.compile(command), re.compile(after) if after else None, re.compile(argument)
+    triggers = (trigger,) if isinstance(trigger, str) else trigger
+
+    def find(text: str) -> Iterator[Span]:
+        lower = text.lower()
+        if not any(t in lower for t in triggers):
+            return
+        pos = 0
+        while (m := cmd.search(text, pos)) is not None:
+            start, end = m.end(), _SEGMENT.match(text, m.end()).end()  # type: ignore[union-attr]
+            if then is not None:
+                words = then.search(text, start, end)
+                start = words.end() if words is not None else end
+            for a in arg.finditer(text, start, end):
+                if not _placeholder(a.group("v"), text[a.end("v") : a.end("v") + 1]):
+                    yield a.start("v"), a.end("v"), kind
+            pos = max(end, m.end())
+
+    return find
+
+
+def _here_string_finder() -> Finder:
+    """Own: `gh auth login --with-token <<< X`, `docker login --password-stdin <<< X`: a here-
+    string read by a flag named for a secret or for stdin, earlier in the same command."""
+
+    def find(text: str) -> Iterator[Span]:
+        if "<<<" not in text:
+            return
+        for m in _HERE_STRING.finditer(text):
+            begin = max(max(text.rfind(c, 0, m.start()) for c in _SEPARATORS) + 1,
+                        m.start() - _LOOK_BACK)
+            if _STDIN_FLAG.search(text, begin, m.start()) and not _placeholder(m.group("v"), ""):
+                yield m.start("v"), m.end("v"), "secret"
 
     return find
 
@@ -366,6 +418,8 @@ def finders() -> tuple[Finder, ...]:
         *plugins,
         *(_regex_finder(*rule) for rule in _OWN_TOKENS),
         *(_regex_finder(*rule) for rule in _OWN_SPANS),
+        *(_command_finder(*rule) for rule in _OWN_ARGUMENTS),
+        _here_string_finder(),
         _query_finder(),
         _webhook_finder(),
         *named_finders(),
