@@ -14,6 +14,8 @@ from typing import Any
 from tests.conftest import REPO, bash, claude_event
 
 POLICIES = REPO / "policies"
+#: What `watchdog init` writes as the hook's executable: this install's console script.
+WATCHDOG = Path(sys.executable).with_name("watchdog")
 
 
 @functools.cache
@@ -102,7 +104,7 @@ def test_init_installs_pack_and_hooks(env: dict[str, str], tmp_path: Path) -> No
     assert set(settings["hooks"]) == events
     for groups in settings["hooks"].values():
         (hook_entry,) = [h for g in groups for h in g["hooks"]]
-        assert hook_entry == {"type": "command", "command": "watchdog hook --harness claude",
+        assert hook_entry == {"type": "command", "command": f"{WATCHDOG} hook --harness claude",
                               "timeout": 30}
     assert settings["hooks"]["PreToolUse"][0]["matcher"] == "*"
     verify = subprocess.run([sys.executable, "-m", "watchdog", "verify"], capture_output=True,
@@ -140,7 +142,7 @@ def test_init_keeps_user_hooks_and_settings(env: dict[str, str], tmp_path: Path)
     pre = settings["hooks"]["PreToolUse"]
     assert pre[0] == {"matcher": "Bash", "hooks": [theirs]}
     ours = [h for g in pre for h in g["hooks"] if "watchdog hook" in h["command"]]
-    assert [h["command"] for h in ours] == ["watchdog hook --harness claude --watchdog"]
+    assert [h["command"] for h in ours] == [f"{WATCHDOG} hook --harness claude --watchdog"]
 
 
 def test_fresh_project_denies_escalates_allows(env: dict[str, str], tmp_path: Path) -> None:
