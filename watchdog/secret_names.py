@@ -132,6 +132,7 @@ _CODE_WORDS = frozenset({"none", "null", "nil", "true", "false", "undefined", "s
                          "lambda", "function"})
 _IDENT = re.compile(r"[A-Za-z_]+(?:\.[A-Za-z_]\w*)*")
 _DOTENV_HEAD = re.compile(r"[ \t]*(?:(?:export|declare[ \t]+-x)[ \t]+)?")
+_DOTENV_HEAD_MAX = 64
 _NON_SPACE = re.compile(r"\S*")
 _ENV_WORD = re.compile(r"[^\s\"'`;&|<>\\]*")
 _CALL = re.compile(r"[A-Za-z_][\w.]*[(\[]")
@@ -185,9 +186,10 @@ def _env_value_end(name: str, m: re.Match[str], text: str) -> int | None:
     value = m.group("value")
     if not name.isupper() or value[0] in "\"'\\$%`" or text[m.end("name"):m.start("value")] != "=":
         return None
-    start = m.start("value")
-    line = text.rfind("\n", 0, m.start("name")) + 1
-    if _DOTENV_HEAD.fullmatch(text, line, m.start("name")):
+    start, at = m.start("value"), m.start("name")
+    lowest = max(0, at - _DOTENV_HEAD_MAX)  # a line start further back has no dotenv head
+    line = text.rfind("\n", lowest, at) + 1 or (0 if lowest == 0 else -1)
+    if line >= 0 and _DOTENV_HEAD.fullmatch(text, line, at):
         end = _NON_SPACE.match(text, start).end()  # type: ignore[union-attr]
         code = _WHOLE_CALL.fullmatch(text, start, end)
     else:

@@ -216,8 +216,8 @@ def _here_string_finder() -> Finder:
         if "<<<" not in text:
             return
         for m in _HERE_STRING.finditer(text):
-            begin = max(max(text.rfind(c, 0, m.start()) for c in _SEPARATORS) + 1,
-                        m.start() - _LOOK_BACK)
+            window = max(0, m.start() - _LOOK_BACK)
+            begin = max(text.rfind(c, window, m.start()) for c in _SEPARATORS) + 1 or window
             if _STDIN_FLAG.search(text, begin, m.start()) and not _placeholder(m.group("v"), ""):
                 yield m.start("v"), m.end("v"), "secret"
 
