@@ -125,13 +125,15 @@ def test_compiler_crash_is_reported_and_cached(
 
 
 def test_policy_rego_cannot_build_is_located_by_verify(env, root: PolicyRoot) -> None:
-    """A policy rego-cpp rejects without a location: the hook fails open, verify names the file."""
+    """A policy rego-cpp rejects without a location: the hook leaves that file out (and says
+    so), the other policies still decide, and verify names the file."""
     root.add("ok.rego", deny_policy("rm"))
     bad = root.add("cycle.rego", rego_policy(
         "cupcake.policies.cycle", "f(x) := 1\nf(x, y) := 2\ndeny contains f(1) if false",
         events=["PreToolUse"]))
-    run = run_cli(["hook", "--policy-dir", str(root.path)], env, json.dumps(bash("ls")))
-    assert "failed to compile" in run.json["systemMessage"]
+    run = run_cli(["hook", "--policy-dir", str(root.path)], env, json.dumps(bash("rm x")))
+    assert run.json["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert "cycle.rego does not compile and is left out" in run.json["systemMessage"]
     check = run_cli(["verify", "--policy-dir", str(root.path)], env)
     assert check.code == 1
     assert f"{bad}:1: " in check.stdout

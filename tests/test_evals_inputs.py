@@ -179,15 +179,16 @@ def test_recorded_run_that_is_not_a_run(tmp_path: Path,
     assert code == 1 and "is not the --json output" in err
 
 
-def test_events_without_policies_are_allowed_with_a_warning(
+def test_events_without_policies_get_the_default_pack_with_a_warning(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Without --policy-dir, policies are found from each event's cwd as the hook does; a
-    dataset's fictional cwd has none, which the run says instead of scoring a silent allow."""
+    dataset's fictional cwd has none, so the shipped default pack decides, and the run says
+    so."""
     out_json = tmp_path / "run.json"
     code, out, _ = run(["run", str(FIXTURES / "small.jsonl"), "--json", str(out_json),
                         "--resamples", "0"], capsys)
     assert code == 0
     doc = json.loads(out_json.read_text())
     assert doc["warnings"][0].startswith("10 of 10 events found no policies")
+    assert "shipped default pack" in doc["warnings"][0]
     assert "pass --policy-dir" in out
-    assert {e["policy"] for e in doc["events"]} == {"allow"}

@@ -168,12 +168,14 @@ def test_usage_errors_exit_1_not_2(env) -> None:
     assert run_cli([], env).code == 1
 
 
-def test_no_policies_anywhere_allows_silently(hook, tmp_path: Path) -> None:
-    """A project with no .watchdog/ or .cupcake/ and no global policies: `{}` and nothing else."""
+def test_no_policies_anywhere_the_default_pack_decides(hook, tmp_path: Path) -> None:
+    """A project with no .watchdog/ or .cupcake/ and no global policies: the shipped default
+    pack decides (a guard installed once must guard), and the answer says so."""
     project = tmp_path / "bare"
     project.mkdir()
     run = hook(bash("rm -rf /", cwd=str(project)), cwd=project)
-    assert run.json == {} and run.stderr == ""
+    assert run.json["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert "shipped default pack applies" in run.json["systemMessage"]
 
 
 def test_json_marshal_of_input_arrays_works_and_stdout_stays_clean(hook, root: PolicyRoot) -> None:

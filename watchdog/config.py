@@ -24,6 +24,8 @@ class Settings(NamedTuple):
     """What the hook and the CLI need to know; every field has a laptop-friendly default."""
 
     on_error: str = "open"  # "open": no decision + a warning; "closed": deny with the reason
+    no_policies: str = "default"  # no root anywhere: "default" pack (said once), or "closed"
+    policy_errors: str = "skip"  # a policy that fails to compile: "skip" it (said), "closed"
     policy_dir: str | None = None  # None: discover .watchdog/ or .cupcake/ from the event's cwd
     global_policies: bool = True  # evaluate ~/.config/watchdog and ~/.config/cupcake first
     log_decisions: bool = True  # one JSON line per hook event in the state dir
@@ -54,7 +56,8 @@ class Settings(NamedTuple):
 
 
 _FILE_KEYS = (
-    "on_error", "policy_dir", "global_policies", "log_decisions", "redis_url", "redis_prefix",
+    "on_error", "no_policies", "policy_errors", "policy_dir", "global_policies", "log_decisions",
+    "redis_url", "redis_prefix",
     "queue", "wait_deadline_s", "judge_model", "judge_fallbacks", "judge_api_base",
     "judge_timeout_s", "judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries",
     "job_retry_backoff_s", "verdict_lost_after_s",
@@ -68,6 +71,31 @@ _FLOAT_KEYS = ("wait_deadline_s", "judge_timeout_s", "budget_daily_usd", "budget
 _INT_KEYS = ("judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries",
              "job_retry_backoff_s", "verdict_lost_after_s")
 _LIST_KEYS = ("judge_fallbacks", "critical_rubrics")
+
+
+# WATCHDOG_* variables read outside Settings: the folder overrides (dirs.py), and the test
+# suite's and scripts' own (tests/redis_fixtures.py, scripts/venv.sh).
+_OTHER_ENV = ("WATCHDOG_CONFIG_DIR", "WATCHDOG_CACHE_DIR", "WATCHDOG_STATE_DIR",
+              "WATCHDOG_TEST_REDIS_URL", "WATCHDOG_VENV")
+
+
+def unknown_env(env: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """The `WATCHDOG_*` variables in env that nothing reads, each with the nearest valid name
+    (None when none is close), sorted. `load` ignores them, so a typo silently keeps the
+    default; `watchdog doctor` reports them."""
+    import difflib
+
+    env = os.environ if env is None else env
+    valid = (*_ENV_KEYS, *_OTHER_ENV)
+    tails = {name.removeprefix("WATCHDOG_"): name for name in valid}
+    out: list[tuple[str, str | None]] = []
+    for name in sorted(env):
+        if not name.startswith("WATCHDOG_") or name in valid:
+            continue
+        # Compare what follows the shared prefix, or every name would look close.
+        match = difflib.get_close_matches(name.removeprefix("WATCHDOG_").upper(), tails, n=1)
+        out.append((name, tails[match[0]] if match else None))
+    return out
 
 
 def global_dirs(settings: Settings) -> list[str]:
@@ -156,6 +184,13 @@ def load(env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
             values[key] = tuple(v.strip() for v in values[key].split(",") if v.strip())
         elif key in values:
             values[key] = tuple(str(v) for v in values[key])
+    for key, allowed in (("no_policies", ("default", "closed")),
+                         ("policy_errors", ("skip", "closed"))):
+        if key in values:
+            values[key] = str(values[key]).strip().lower()
+            if values[key] not in allowed:
+                raise ConfigError(f"{key} must be one of {', '.join(allowed)}, not "
+                                  f"{values[key]!r}.")
     if values.get("budget_fallback", "add_context") not in ("add_context", "ask"):
         raise ConfigError("budget_fallback must be 'add_context' or 'ask'.")
     for key in ("policy_dir", "redis_url", "judge_api_base"):

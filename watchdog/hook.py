@@ -20,9 +20,15 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from watchdog import config, dirs, logs
+from watchdog import config, dirs, logs, notices
 from watchdog.decisions import ALLOW_DECISION, DENY, Decision, DecisionSet, combine, parse_set
-from watchdog.errors import ConfigError, EventError, PolicyCompileError, WatchdogError
+from watchdog.errors import (
+    ConfigError,
+    EventError,
+    PolicyCompileError,
+    PolicyError,
+    WatchdogError,
+)
 from watchdog.events import Event
 from watchdog.policies import bundle, layout, routing
 
@@ -173,15 +179,85 @@ class Evaluated(NamedTuple):
     manifest: dict[str, Any]
 
 
+class Unprotected(PolicyError):
+    """No policy can decide (none found, an empty root, one left out) and the settings say to
+    fail closed rather than let the event through with a warning."""
+
+    kind = "unprotected"
+    fail_closed = True
+
+
+def _no_roots(event: Event, settings: config.Settings, trace: Trace
+              ) -> tuple[list[layout.Root], list[str]]:
+    """No policy root anywhere: the shipped default pack applies (a guard installed once must
+    guard), said on the first event of each session; `no_policies = "closed"` denies instead."""
+    where = event.cwd or os.getcwd()
+    if settings.no_policies == "closed":
+        raise Unprotected(
+            f"no policies found for {where} (no .watchdog/ or .cupcake/ at or above it, no "
+            "global ones) and no_policies is 'closed'. Run 'watchdog init' in the project.")
+    default = layout.default_root(event.harness)
+    if default is None:
+        logs.write(settings.state_dir, "warning", "no_policies", cwd=where,
+                   harness=event.harness, session_id=event.session_id)
+        note = (f"watchdog: no policies for {event.harness} here ({where}) and no default "
+                "pack for it: nothing is checked. Add .watchdog/policies/"
+                f"{event.harness}/ or set WATCHDOG_POLICY_DIR.")
+        return [], [note] if notices.once(settings.state_dir, event.session_id, note) else []
+    trace(f"no policy root: the shipped default pack ({default.path})")
+    note = (f"watchdog: no policies found for {where}, so the shipped default pack applies. "
+            "Run 'watchdog init' in the project to customize it (or set WATCHDOG_POLICY_DIR).")
+    if notices.once(settings.state_dir, event.session_id, "default-pack"):
+        logs.write(settings.state_dir, "info", "default_pack", cwd=where,
+                   session_id=event.session_id)
+        return [default], [note]
+    return [default], []
+
+
+def _policy_notices(event: Event, settings: config.Settings, roots: list[layout.Root],
+                    manifest: dict[str, Any]) -> list[str]:
+    """What the user must know about the policies themselves: a root that holds none (once
+    per session), a policy left out because it does not compile (every event until fixed)."""
+    out: list[str] = []
+    counts = {scope: len(info.get("policies", []))
+              for scope, info in manifest.get("scopes", {}).items()}
+    empty = [r for r in roots if counts.get(r.scope, 0) == 0]
+    if empty and sum(counts.values()) == 0:
+        paths = ", ".join(r.path for r in empty)
+        if settings.no_policies == "closed":
+            raise Unprotected(f"the policy root {paths} holds no routed policy for "
+                              f"{event.harness} and no_policies is 'closed'. Add policies or "
+                              "run 'watchdog init'.")
+        note = (f"watchdog: the policy root {paths} holds no policy for {event.harness}: "
+                "nothing is checked. Run 'watchdog init' there for the default pack, or add "
+                f"policies/{event.harness}/*.rego.")
+        if notices.once(settings.state_dir, event.session_id, f"empty:{paths}"):
+            logs.write(settings.state_dir, "warning", "empty_policy_root", roots=paths,
+                       session_id=event.session_id)
+            out.append(note)
+    for item in manifest.get("excluded", []):
+        ids = ", ".join(item.get("rule_ids") or []) or "all its rules"
+        first = (item.get("problems") or ["fails to compile"])[0]
+        if settings.policy_errors == "closed":
+            raise Unprotected(f"a policy does not compile and policy_errors is 'closed': "
+                              f"{first}. Fix it ('watchdog verify').")
+        out.append(f"watchdog: {item.get('file')} does not compile and is left out ({ids} "
+                   f"off): {first}. Fix it and run 'watchdog verify'.")
+    return out
+
+
 def evaluate(
     event: Event, settings: config.Settings, trace: Trace, escalate: bool = False
 ) -> Evaluated:
     """The policy decision for one event, warnings for stderr and the log, and the manifest."""
     warnings: list[str] = []
+    said: list[str] = []
     roots = roots_for(settings, event)
     trace(f"roots: {', '.join(f'{r.scope}={r.path}' for r in roots) or 'none'}")
     if not roots:
-        return Evaluated(ALLOW_DECISION, warnings, {})
+        roots, said = _no_roots(event, settings, trace)
+        if not roots:
+            return Evaluated(_with_notices(ALLOW_DECISION, said), warnings, {})
     loaded = bundle.load(event.harness, roots, settings.cache_dir)
     manifest = loaded.manifest
     trace(f"bundle: {'compiled' if loaded.rebuilt else 'cached'} {manifest.get('bundle')}")
@@ -189,9 +265,31 @@ def evaluate(
         warnings.append(loaded.cache_warning)
     if manifest.get("error"):
         err = manifest["error"]
+        if settings.policy_errors == "closed":
+            raise Unprotected(f"{err['message']} (policy_errors is 'closed')", err.get("problems"))
         raise PolicyCompileError(err["message"], err.get("problems"))
     for problem in manifest.get("problems", []) if loaded.rebuilt else []:
         logs.write(settings.state_dir, "error", "policy_skipped", problem=problem)
+    for item in manifest.get("excluded", []) if loaded.rebuilt else []:
+        logs.write(settings.state_dir, "error", "policy_excluded", file=item.get("file"),
+                   problems=item.get("problems"), rule_ids=item.get("rule_ids"))
+    said = said + _policy_notices(event, settings, roots, manifest)
+    if said:
+        decision, warns, manifest = _evaluate_bundle(event, settings, trace, escalate, roots,
+                                                     loaded, warnings)
+        return Evaluated(_with_notices(decision, said), warns, manifest)
+    return _evaluate_bundle(event, settings, trace, escalate, roots, loaded, warnings)
+
+
+def _with_notices(decision: Decision, said: list[str]) -> Decision:
+    return decision._replace(notices=tuple(said) + decision.notices) if said else decision
+
+
+def _evaluate_bundle(event: Event, settings: config.Settings, trace: Trace, escalate: bool,
+                     roots: list[layout.Root], loaded: bundle.Loaded,
+                     warnings: list[str]) -> Evaluated:
+    """Routing, inputs and the Rego queries for a loaded bundle."""
+    manifest = loaded.manifest
     matched: dict[str, list[str]] = {}
     for scope, info in manifest.get("scopes", {}).items():
         packages = routing.lookup(info.get("index", {}), event.name, event.tool_name)
@@ -387,7 +485,7 @@ def _fail(
         f"{logs.log_path(settings.state_dir)}; please report it"
     )
     blocked = policy is not None and policy.blocking
-    if settings.on_error == "closed" or blocked:
+    if settings.on_error == "closed" or blocked or getattr(exc, "fail_closed", False):
         reason = f"watchdog failed closed: {message}"
         if blocked and policy is not None and policy.reason:
             reason = f"{policy.reason} ({reason})"

@@ -248,8 +248,9 @@ def _evaluate(args: argparse.Namespace, policy_dir: str | None, streams: list[An
     if run.unrooted:
         doc["warnings"].insert(0, (
             f"{run.unrooted} of {len(outcomes)} events found no policies (no .watchdog/ or "
-            f".cupcake/ at or above their cwd, e.g. {run.unrooted_cwd}) and were allowed "
-            "unevaluated, as the hook would; pass --policy-dir to evaluate a policy folder"))
+            f".cupcake/ at or above their cwd, e.g. {run.unrooted_cwd}) and were decided by "
+            "the shipped default pack, as the hook does; pass --policy-dir to evaluate a "
+            "policy folder"))
     return doc
 
 

@@ -163,6 +163,7 @@ class Runner:
     def _case(self, case: Case, owed: list[_Owed]) -> Outcome | None:
         try:
             event = claude.parse(case.payload)
+            unrooted = not hook.roots_for(self.settings, event)
             started = time.perf_counter()
             decision, _, manifest = hook.evaluate(event, self.settings, self.trace,
                                                   self.judge is not None)
@@ -172,7 +173,7 @@ class Runner:
                                          "skipped"))
             return None
         self.eval_seconds += elapsed
-        if not manifest:  # no policy root at all for this event: allowed unevaluated
+        if unrooted:  # no policy root for this event: the shipped default pack decided
             self.unrooted += 1
             self.unrooted_cwd = self.unrooted_cwd or event.cwd
         bundle_hash = str(manifest.get("content_hash") or "")

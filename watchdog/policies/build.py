@@ -283,18 +283,67 @@ def _content_hash(harness: str, roots: list[layout.Root], modules: list[tuple[st
     return h.hexdigest()[:32]
 
 
+_RULE_ID_RE = re.compile(r'"rule_id"\s*:\s*"([^"]+)"')
+
+
+def rule_ids(source: str) -> list[str]:
+    """The rule ids a policy's source declares, to name what is off when it is left out."""
+    return sorted(set(_RULE_ID_RE.findall(source)))
+
+
+def _named_policies(problems: list[str], files: list[layout.PolicyFile]) -> set[str]:
+    """The policy files (not system or helper files) that the compiler's messages name."""
+    policy_paths = {f.path for f in files if f.kind == "policy"}
+    return {path for path in policy_paths if any(p.startswith(path + ":") for p in problems)}
+
+
+def _exclude_culprits(
+    harness: str, roots: list[layout.Root], bundle_dir: str | None, files: list[layout.PolicyFile],
+    exclude: tuple[str, ...], problems: list[str], sources: dict[str, str],
+) -> dict[str, Any] | None:
+    """One broken policy must not switch off the others: find the files that fail (named by
+    the compiler, else by compiling each one alone), leave them out, and build the rest. None
+    when no culprit is found or nothing would be left."""
+    named = _named_policies(problems, files)
+    found: dict[str, list[str]] = {p: [m for m in problems if m.startswith(p + ":")]
+                                   for p in named}
+    if not found:
+        for f in files:
+            if f.kind != "policy":
+                continue
+            alone = build(harness, roots, None, only=f.path, isolate=False)
+            if alone.get("error"):
+                found[f.path] = alone["error"].get("problems") or [
+                    f"{f.path}:1: fails to compile"]
+    remaining = [f for f in files if f.kind == "policy" and f.path not in found]
+    if not found or not remaining:
+        return None
+    manifest = build(harness, roots, bundle_dir, exclude=exclude + tuple(sorted(found)))
+    manifest["excluded"] = [
+        {"file": path, "problems": [m if ".rego:" in m else f"{path}:1: {m}" for m in msgs],
+         "rule_ids": rule_ids(sources.get(path, ""))}
+        for path, msgs in sorted(found.items())
+    ] + list(manifest.get("excluded", []))
+    return manifest
+
+
 def build(
-    harness: str, roots: list[layout.Root], bundle_dir: str | None, only: str | None = None
+    harness: str, roots: list[layout.Root], bundle_dir: str | None, only: str | None = None,
+    exclude: tuple[str, ...] = (), isolate: bool = True,
 ) -> dict[str, Any]:
     """Compile the roots; return the manifest (with `error` set when compilation failed).
 
     With `bundle_dir` None nothing is written (verify). Never raises for policy problems.
+    `exclude` leaves policy files out; with `isolate`, a policy that fails to compile is left
+    out (listed in `excluded` with its problems and rule ids) and the rest is built.
     """
     started = time.perf_counter()
     files = layout.list_files(roots)
     fp = layout.fingerprint(harness, roots, files)
     if only is not None:
         files = [f for f in files if f.kind != "policy" or f.path == only]
+    if exclude:
+        files = [f for f in files if f.path not in exclude]
     manifest: dict[str, Any] = {
         "v": 1,
         "watchdog_version": __version__,
@@ -329,6 +378,12 @@ def build(
             raise regopy.RegoError(_bundle_errors(bundle))
     except Exception as exc:  # noqa: BLE001 - RegoError, or rego-cpp failing in other ways
         problems = parse_rego_errors(str(exc), sources)
+        if isolate and only is None:
+            isolated = _exclude_culprits(harness, roots, bundle_dir, files, exclude, problems,
+                                         sources)
+            if isolated is not None:
+                isolated["fingerprint"] = fp
+                return isolated
         manifest["error"] = {
             "kind": "policy_compile_error",
             "message": f"policies failed to compile: {problems[0]}",
@@ -361,7 +416,8 @@ def main() -> int:
     roots = [
         layout.Root(r[0], r[1], r[2], tuple(r[3]), tuple(r[4]), r[5]) for r in job["roots"]
     ]
-    manifest = build(job["harness"], roots, job.get("bundle_dir"), job.get("only"))
+    manifest = build(job["harness"], roots, job.get("bundle_dir"), job.get("only"),
+                     tuple(job.get("exclude") or ()), bool(job.get("isolate", True)))
     sys.stdout.write(json.dumps(manifest))
     sys.stdout.flush()
     return 0

@@ -68,15 +68,17 @@ def bundle_ok(path: str, manifest: dict[str, Any]) -> bool:
 
 
 def run_builder(
-    harness: str, roots: list[layout.Root], bundle_dir: str | None, only: str | None = None
+    harness: str, roots: list[layout.Root], bundle_dir: str | None, only: str | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Compile in a child process; a crash there becomes a PolicyCompileError, not ours.
 
-    `only` keeps a single policy file (plus system and helper files), to find a culprit.
+    `only` keeps a single policy file (plus system and helper files), to find a culprit;
+    `exclude` leaves files out.
     """
     job = json.dumps(
         {"harness": harness, "roots": [list(r) for r in roots], "bundle_dir": bundle_dir,
-         "only": only}
+         "only": only, "exclude": list(exclude)}
     )
     where = ", ".join(r.path for r in roots)
     import subprocess
@@ -124,6 +126,51 @@ def _failure_manifest(fp: list[Any], exc: PolicyCompileError) -> dict[str, Any]:
     }
 
 
+def crashing_policies(harness: str, roots: list[layout.Root]) -> dict[str, list[str]]:
+    """Compile each policy file alone (each in its own child) to find the ones that crash the
+    compiler, time out, or fail; path -> problems."""
+    found: dict[str, list[str]] = {}
+    for f in layout.list_files(roots):
+        if f.kind != "policy":
+            continue
+        try:
+            manifest = run_builder(harness, roots, None, only=f.path)
+        except PolicyCompileError:
+            found[f.path] = [f"{f.path}:1: the Rego compiler crashes on this policy"]
+            continue
+        if manifest.get("error"):
+            found[f.path] = [p if ".rego:" in p else f"{f.path}:1: {p.removeprefix('rego: ')}"
+                             for p in manifest["error"].get("problems") or ["fails to compile"]]
+    return found
+
+
+def _without_crashing(harness: str, roots: list[layout.Root],
+                      bundle_dir: str) -> dict[str, Any] | None:
+    """The compiler crashed on the whole set: leave out the policies that crash it alone, so
+    one bad file does not switch every policy off. None when that does not help."""
+    found = crashing_policies(harness, roots)
+    if not found:
+        return None
+    try:
+        manifest = run_builder(harness, roots, bundle_dir, exclude=tuple(sorted(found)))
+    except PolicyCompileError:
+        return None
+    if manifest.get("error"):
+        return None
+    from watchdog.policies.build import rule_ids
+
+    excluded = []
+    for path, problems in sorted(found.items()):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                ids = rule_ids(fh.read())
+        except OSError:
+            ids = []
+        excluded.append({"file": path, "problems": problems, "rule_ids": ids})
+    manifest["excluded"] = excluded + list(manifest.get("excluded", []))
+    return manifest
+
+
 def load(harness: str, roots: list[layout.Root], cache_dir: str, force: bool = False) -> Loaded:
     """The manifest and bundle for these roots, from the cache when nothing changed."""
     fp = layout.fingerprint(harness, roots, layout.list_files(roots))
@@ -151,7 +198,7 @@ def load(harness: str, roots: list[layout.Root], cache_dir: str, force: bool = F
     try:
         manifest = run_builder(harness, roots, bundle_dir)
     except PolicyCompileError as exc:
-        manifest = _failure_manifest(fp, exc)
+        manifest = _without_crashing(harness, roots, bundle_dir) or _failure_manifest(fp, exc)
     if writable:
         try:
             _write_atomic(mpath, json.dumps(manifest))

@@ -93,6 +93,26 @@ def global_roots(dirs: list[str], harness: str) -> list[Root]:
     return roots
 
 
+def shipped_pack() -> str | None:
+    """The default pack: policies/ beside the package in a checkout, else the copy inside the
+    wheel (`watchdog/_policies`)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(here)
+    for candidate in (os.path.join(os.path.dirname(package), "policies"),
+                      os.path.join(package, "_policies")):
+        if os.path.isdir(os.path.join(candidate, "claude")):
+            return candidate
+    return None
+
+
+def default_root(harness: str) -> Root | None:
+    """The shipped pack as a (flat) project root, for events with no policy root anywhere."""
+    pack = shipped_pack()
+    if pack is None or not os.path.isdir(os.path.join(pack, harness)):
+        return None
+    return _root(pack, "project", harness, flat=True)
+
+
 def discover(
     harness: str, cwd: str, policy_dir: str | None, global_dirs: list[str]
 ) -> list[Root]:

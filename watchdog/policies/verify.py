@@ -24,10 +24,16 @@ def _roots(harness: str, policy_dir: str | None) -> list[layout.Root]:
         harness, os.getcwd(), settings.policy_dir, config.global_dirs(settings)
     )
     if not roots:
-        raise PolicyError(
-            "no policies found: no .watchdog/ or .cupcake/ here or above, and no global "
-            f"policies. Pass --policy-dir, or create .watchdog/policies/{harness}/."
-        )
+        default = layout.default_root(harness)
+        if default is None:
+            raise PolicyError(
+                "no policies found: no .watchdog/ or .cupcake/ here or above, and no global "
+                f"policies. Pass --policy-dir, or create .watchdog/policies/{harness}/."
+            )
+        print(f"no policy root here or above: the hook applies the shipped default pack "
+              f"({default.path}); 'watchdog init' installs it for this project",
+              file=sys.stderr)
+        return [default]
     return roots
 
 
@@ -38,20 +44,7 @@ def _rel(text: str) -> str:
 
 def _culprits(harness: str, roots: list[layout.Root]) -> list[str]:
     """Compile each policy file alone to find the ones the compiler crashes or fails on."""
-    found: list[str] = []
-    for f in layout.list_files(roots):
-        if f.kind != "policy":
-            continue
-        try:
-            manifest = bundle.run_builder(harness, roots, None, only=f.path)
-        except PolicyCompileError:
-            found.append(f"{f.path}:1: the Rego compiler crashes on this policy")
-            continue
-        if manifest.get("error"):
-            for problem in manifest["error"].get("problems") or ["fails to compile"]:
-                text = problem.removeprefix("rego: ")
-                found.append(problem if ".rego:" in problem else f"{f.path}:1: {text}")
-    return found
+    return [p for problems in bundle.crashing_policies(harness, roots).values() for p in problems]
 
 
 def verify(harness: str, policy_dir: str | None) -> int:
@@ -62,6 +55,10 @@ def verify(harness: str, policy_dir: str | None) -> int:
         problems = _culprits(harness, roots) or [str(exc)]
         manifest = {"problems": problems, "warnings": [], "scopes": {}, "error": None}
     problems = list(manifest.get("problems", []))
+    for item in manifest.get("excluded", []):  # the hook leaves these out, the rest decides
+        ids = ", ".join(item.get("rule_ids") or []) or "all its rules"
+        problems += [f"{p} (left out: {ids} off)" for p in item.get("problems") or
+                     [f"{item.get('file')}:1: fails to compile"]]
     if manifest.get("error"):
         errors = manifest["error"].get("problems") or [manifest["error"]["message"]]
         if not any(".rego:" in e for e in errors):
@@ -73,6 +70,11 @@ def verify(harness: str, policy_dir: str | None) -> int:
         print(_rel(line.replace(": ", ": warning: ", 1) if ": " in line else line))
     count = sum(len(s.get("policies", [])) for s in manifest.get("scopes", {}).values())
     where = ", ".join(f"{r.scope} {r.path}" for r in roots)
+    if count == 0 and not problems:
+        problems.append(f"{where}: no routed policy for {harness}: nothing would be checked. "
+                        f"Add policies/{harness}/*.rego with a # METADATA routing block, or "
+                        "run 'watchdog init'.")
+        print(_rel(problems[-1]))
     if problems:
         print(f"{len(problems)} problem(s) in {where}", file=sys.stderr)
         return 1
