@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import json
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -29,7 +30,9 @@ from hypothesis.stateful import (
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from watchdog.config import Settings
 from watchdog.errors import QueueUnavailable
+from watchdog.escalation import verdicts
 from watchdog.escalation.budget import (
     DAY_TTL_S,
     MICROS_PER_USD,
@@ -38,6 +41,7 @@ from watchdog.escalation.budget import (
     Budget,
     utc_day,
 )
+from watchdog.escalation.fake_judge import FakeJudge
 
 pytest_plugins = ["redis_fixtures"]
 
@@ -222,8 +226,11 @@ def test_cap_of_zero_means_no_judge_calls(redis_client: redis.Redis, redis_prefi
         budget = make(redis_client, redis_prefix, caps["daily"], caps["session"], caps["total"])
         assert not budget.reserve(f"a-{dim}", "s1", 0.01)
         assert not budget.reserve(f"b-{dim}", "s1", 0.0)
-        assert budget.state("s1")["exhausted"] is True
-    assert keys_under(redis_client, redis_prefix) == []
+        state = budget.state("s1")
+        assert state["exhausted"] is True
+        assert state["why"].startswith(f"the {dim} budget cap is $0, which turns the judge off")
+    # Nothing charged; only the latest call's worst case is remembered.
+    assert keys_under(redis_client, redis_prefix) == [f"{redis_prefix}budget:call"]
 
 
 def test_ten_dimes_make_a_dollar(redis_client: redis.Redis, redis_prefix: str) -> None:
@@ -267,8 +274,8 @@ def test_state_without_session(redis_client: redis.Redis, redis_prefix: str) -> 
     budget = make(redis_client, redis_prefix, session=0.1)
     assert budget.reserve("a", "s1", 0.1)
     state = budget.state()
-    assert set(state) == {"day", "daily", "total", "exhausted"}
-    assert state["exhausted"] is False
+    assert set(state) == {"day", "daily", "total", "call_usd", "exhausted", "why"}
+    assert state["exhausted"] is False and state["why"] is None
     assert budget.state("s1")["exhausted"] is True
 
 
@@ -279,12 +286,14 @@ def test_key_layout_and_expiry(redis_client: redis.Redis, redis_prefix: str) -> 
     day = budget.day_key("2025-03-01")
     assert keys_under(redis_client, redis_prefix) == sorted([
         day, budget.session_key("sess"), budget.total_key(), budget.reservation_key("job"),
-        budget.open_key(),
+        budget.open_key(), budget.call_key(),
     ])
     assert day == f"{redis_prefix}budget:day:2025-03-01"
     assert DAY_TTL_S - 10 <= redis_client.ttl(day) <= DAY_TTL_S
     assert SESSION_TTL_S - 10 <= redis_client.ttl(budget.session_key("sess")) <= SESSION_TTL_S
     assert redis_client.ttl(budget.total_key()) == -1
+    assert redis_client.get(budget.call_key()) == b"100000"
+    assert DAY_TTL_S - 10 <= redis_client.ttl(budget.call_key()) <= DAY_TTL_S
     assert redis_client.ttl(budget.reservation_key("job")) == -1, "live: kept until settled"
     assert redis_client.hgetall(budget.reservation_key("job")) == {
         b"amount": b"100000", b"session": b"sess", b"day": b"2025-03-01", b"state": b"reserved",
@@ -643,3 +652,309 @@ def test_any_interleaving_matches_the_model(redis_client: redis.Redis,
         max_examples=60, stateful_step_count=40, deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     ))
+
+
+# --- why a reservation is refused, and a state that agrees -------------------------------------
+
+
+WORST = 0.008  # about one claude-haiku-4-5 call's worst case, corrective retry included
+
+
+def refused(budget: Budget, job: str, amount: float = WORST, session: str = "s1") -> Any:
+    why = budget.try_reserve(job, session, amount)
+    assert why is not None, f"{job} was reserved"
+    assert budget.reserve(job, session, amount) is False  # the bool API agrees
+    return why
+
+
+def test_cap_below_one_call_is_a_configuration_error(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Issue 10: budget_session_usd = 0.006 with a worst case of 0.008. Nothing is spent, yet
+    no call can ever be made: the message says so and what to change, and the state agrees."""
+    budget = make(redis_client, redis_prefix, daily=5, session=0.006, total=100)
+    assert budget.state("s1")["exhausted"] is False, "no call asked for yet"
+    why = refused(budget, "first", WORST)
+    assert why.kind == "below_call" and why.dimension == "session"
+    assert why.message == (
+        "the session budget cap ($0.006) is below one call's worst case ($0.008), so no call "
+        "can be made: a configuration error. Raise WATCHDOG_BUDGET_SESSION_USD to at least "
+        "that, or lower WATCHDOG_JUDGE_MAX_TOKENS or pick a cheaper WATCHDOG_JUDGE_MODEL")
+    state = budget.state("s1")
+    assert state["session"]["spent_usd"] == 0.0 and state["session"]["remaining_usd"] == 0.006
+    assert state["call_usd"] == WORST
+    assert state["exhausted"] is True and state["why"] == why.message
+    assert budget.state("another-session")["why"] == why.message  # every session's cap
+    assert budget.state("s1", call_usd=0.005)["exhausted"] is False  # a cheaper call would fit
+
+
+def test_less_than_one_call_remains(redis_client: redis.Redis, redis_prefix: str) -> None:
+    """Issue 10: a 0.012 session cap, calls reserved at 0.008 and settled at 0.0015: once less
+    than one worst case is left the refusal says how much is left, not 'reached'."""
+    budget = make(redis_client, redis_prefix, daily=5, session=0.012, total=100)
+    calls = 0
+    while budget.try_reserve(f"c{calls}", "s1", WORST) is None:
+        budget.settle(f"c{calls}", 0.0015)
+        calls += 1
+        assert budget.state("s1")["exhausted"] is (0.012 - 0.0015 * calls < WORST)
+    assert calls == 3
+    why = refused(budget, "c3")
+    assert why.kind == "short"
+    assert why.message == (
+        "less than one call's worst case remains: $0.0075 of the session budget cap ($0.012) "
+        "is left after $0.0045 spent, and a call may cost up to $0.008; a new session starts "
+        "with a fresh cap, or raise WATCHDOG_BUDGET_SESSION_USD")
+    state = budget.state("s1")
+    assert state["exhausted"] is True and state["why"] == why.message
+    assert state["session"]["remaining_usd"] == 0.0075
+    assert budget.try_reserve("other", "s2", WORST) is None, "another session has its own cap"
+
+
+def test_the_rest_is_reserved_for_calls_in_flight(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """Money held by calls in flight is told apart from money spent, and comes back."""
+    budget = make(redis_client, redis_prefix, daily=0.02)
+    assert budget.reserve("a", "s1", WORST) and budget.reserve("b", "s1", WORST)
+    why = refused(budget, "c")
+    assert why.kind == "in_flight" and why.dimension == "daily"
+    assert why.message == (
+        "$0.004 of the daily budget cap ($0.02) is free, less than one call's worst case "
+        "($0.008): the rest is reserved for calls in flight ($0.016), and calls go through "
+        "again as those settle")
+    assert budget.state("s1")["why"] == why.message
+    budget.settle("a", 0.001)
+    budget.settle("b", 0.001)
+    assert budget.state("s1")["exhausted"] is False
+    assert budget.try_reserve("c", "s1", WORST) is None
+
+
+@pytest.mark.parametrize(("dim", "message"), [
+    ("daily", "the daily budget cap ($1.00) is spent: $0.50 spent and $0.50 reserved for calls "
+              "in flight; it starts again at 00:00 UTC, or raise WATCHDOG_BUDGET_DAILY_USD"),
+    ("total", "the total budget cap ($1.00) is spent: $0.50 spent and $0.50 reserved for calls "
+              "in flight; raise WATCHDOG_BUDGET_TOTAL_USD"),
+])
+def test_a_spent_cap_says_spent(redis_client: redis.Redis, redis_prefix: str, dim: str,
+                                message: str) -> None:
+    caps = {"daily": 10.0, "session": 10.0, "total": 10.0, dim: 1.0}
+    budget = make(redis_client, redis_prefix, caps["daily"], caps["session"], caps["total"])
+    assert budget.reserve("a", "s1", 0.5)
+    budget.settle("a", 0.5)
+    assert budget.reserve("b", "s1", 0.5)
+    why = refused(budget, "c", 0.01)
+    assert (why.kind, why.dimension, why.message) == ("spent", dim, message)
+    state = budget.state("s1")
+    assert state["exhausted"] is True and state["why"] == message
+    budget.settle("b", 0.5)
+    assert refused(budget, "d", 0.01).message == (
+        message.replace("$0.50 spent and $0.50 reserved for calls in flight", "$1.00 spent"))
+
+
+def test_a_configuration_error_is_named_before_a_spent_cap(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """The day is spent and the session cap is below one call: tomorrow would be refused too,
+    so the refusal (and the state) names the session cap."""
+    budget = make(redis_client, redis_prefix, daily=0.01, session=0.005, total=10)
+    redis_client.hset(budget.day_key("2025-03-01"), "spent", 10_000)
+    why = refused(budget, "a", WORST)
+    assert (why.kind, why.dimension) == ("below_call", "session")
+    assert budget.state("s1")["why"] == why.message
+    off = make(redis_client, redis_prefix, daily=0.01, session=0.0, total=10)
+    assert refused(off, "b").kind == "off"
+
+
+def test_state_before_any_call_is_exhausted_only_when_empty(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """No worst case known yet (no reservation ever asked for): only a dimension with nothing
+    left is exhausted, as before."""
+    budget = make(redis_client, redis_prefix, daily=0.3)
+    redis_client.hset(budget.day_key("2025-03-01"), "spent", 299_999)
+    state = budget.state()
+    assert state["call_usd"] is None and state["exhausted"] is False
+    redis_client.hset(budget.day_key("2025-03-01"), "spent", 300_000)
+    state = budget.state()
+    assert state["exhausted"] is True
+    assert state["why"] == ("the daily budget cap ($0.30) is spent: $0.30 spent; it starts "
+                            "again at 00:00 UTC, or raise WATCHDOG_BUDGET_DAILY_USD")
+
+
+# --- the same messages through the judge's own path: judge_payload, an rq worker, the hook ----
+
+TOKEN = "budget-test-token"
+MODEL = "openai/gpt-4.1-mini"  # priced by litellm; served by the fake judge
+# litellm builds pydantic models over TypedDicts on first use (see test_evals_judge.py).
+LITELLM_WARNINGS = pytest.mark.filterwarnings(
+    "ignore:Item 'summary' on TypedDict class 'ChatCompletionReasoningItem':UserWarning")
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeJudge]:
+    monkeypatch.setenv("OPENAI_API_KEY", TOKEN)
+    with FakeJudge(token=TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_litellm_event_loop() -> Iterator[None]:
+    """litellm's synchronous calls leave an asyncio loop open in the main thread; close it."""
+    yield
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop()
+        except RuntimeError:
+            return
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+def live(fake: FakeJudge, prefix: str, **caps: float) -> Settings:
+    return Settings()._replace(judge_model=MODEL, judge_api_base=fake.url + "/v1",
+                               judge_timeout_s=5.0, redis_prefix=prefix, **caps)
+
+
+def payload(n: int, rubric: str = "general") -> dict[str, Any]:
+    return {"key": f"v1:budget-{n}", "job_id": f"v1-budget-{n}", "request_id": f"req-{n}",
+            "session_id": "s1", "label": "PreToolUse:Bash ./deploy.sh", "rubric": rubric,
+            "wait": False, "user_prompts": ["ship it"],
+            "event": {"hook_event_name": "PreToolUse", "tool_name": "Bash",
+                      "tool_input": {"command": "./deploy.sh"}, "cwd": "/srv/app"},
+            "escalations": [{"rule_id": "T", "reason": "r", "severity": "HIGH",
+                             "rubric": rubric, "wait": False}],
+            "policy_decision": {"verb": "allow", "reason": None, "rule_ids": []}}
+
+
+def model_calls(fake: FakeJudge) -> int:
+    return sum(1 for r in fake.requests if r.path.endswith("/chat/completions"))
+
+
+@LITELLM_WARNINGS
+def test_judge_payload_names_a_cap_below_one_call(
+    fake: FakeJudge, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """The worker's path with the real litellm pricing: a session cap below one call's worst
+    case is refused as a configuration error, with no model call, and check_caps (worker
+    start, `watchdog doctor`) reports the same cap."""
+    settings = live(fake, redis_prefix, budget_session_usd=0.001)
+    record = verdicts.judge_payload(redis_client, settings, payload(1))
+    assert record["budget"] is True and record["budget_why"] == "below_call"
+    assert record["decision"] == "add_context"
+    assert record["reason"].startswith("the judge is off (the session budget cap ($0.001) is "
+                                       "below one call's worst case ($0.00")
+    assert "a configuration error. Raise WATCHDOG_BUDGET_SESSION_USD" in record["reason"]
+    assert model_calls(fake) == 0
+    state = verdicts.budget_for(redis_client, settings).state("s1")
+    assert state["exhausted"] is True and "below one call's worst case" in state["why"]
+    assert state["session"]["spent_usd"] == 0.0
+    [problem] = verdicts.check_caps(settings)
+    assert problem.startswith("budget_session_usd = $0.001 is below one judge call's worst case "
+                              "($0.00")
+    assert f"{MODEL} with judge_max_tokens = 400 on a typical prompt, times 2" in problem
+    assert verdicts.check_caps(live(fake, redis_prefix)) == [], "the defaults can pay"
+    assert verdicts.check_caps(live(fake, redis_prefix, budget_daily_usd=0.0)) == [], "0 is off"
+
+
+@LITELLM_WARNINGS
+def test_judge_payload_says_spent_then_short(
+    fake: FakeJudge, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    """A spent daily cap says 'spent'; a session cap that real calls wear down to less than one
+    worst case says how much is left."""
+    settings = live(fake, redis_prefix, budget_daily_usd=0.5)
+    budget = verdicts.budget_for(redis_client, settings)
+    redis_client.hset(budget.day_key(utc_day(time.time())), "spent", 500_000)
+    record = verdicts.judge_payload(redis_client, settings, payload(1, rubric="destructive"))
+    assert record["budget_why"] == "spent" and record["decision"] == "ask"  # a critical rubric
+    assert "the daily budget cap ($0.50) is spent: $0.50 spent; it starts again at 00:00 UTC" \
+        in record["question"]
+    redis_client.delete(budget.day_key(utc_day(time.time())))
+
+    from watchdog.escalation import rubric
+
+    worst = verdicts.call_worst_case(settings, rubric.render("general", payload(0)))
+    settings = live(fake, redis_prefix, budget_session_usd=round(2.5 * worst, 6))
+    records = []
+    while not records or not records[-1].get("budget"):
+        records.append(verdicts.judge_payload(redis_client, settings, payload(len(records) + 2),
+                                              use_cache=False))
+        assert len(records) < 30
+    assert len(records) >= 3 and model_calls(fake) == len(records) - 1
+    assert records[-1]["budget_why"] == "short"
+    assert "less than one call's worst case remains: $0.00" in records[-1]["reason"]
+    state = verdicts.budget_for(redis_client, settings).state("s1")
+    assert 0 < state["session"]["remaining_usd"] < worst and state["session"]["spent_usd"] > 0
+    assert state["exhausted"] is True and state["why"] in records[-1]["reason"]
+
+
+BORDERLINE = """
+escalate contains {"rule_id": "NET", "reason": "download", "severity": "LOW"} if {
+    contains(input.tool_input.command, "wget")
+}
+"""
+
+
+@pytest.mark.slow
+def test_worker_and_budget_json_agree_on_a_cap_below_one_call(
+    tmp_path: Path, redis_client: redis.Redis, redis_prefix: str, redis_url: str
+) -> None:
+    """The real path: the hook escalates, an `rq worker --burst` reports the cap at start and
+    refuses the call as a configuration error, the next event delivers that reason, and
+    budget.json (input.watchdog.budget) says exhausted, with the same why."""
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from tests.conftest import PolicyRoot, bash, rego_policy
+
+    root = PolicyRoot(tmp_path / "project" / ".watchdog")
+    root.add("borderline.rego", rego_policy("cupcake.policies.borderline", BORDERLINE,
+                                            events=["PreToolUse"], tools=["Bash"]))
+    home = tmp_path / "home"
+    queue = f"wdtest-{redis_prefix.split(':')[1]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHDOG_", "XDG_"))}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_CACHE_HOME=str(home / ".cache"), XDG_STATE_HOME=str(home / ".state"),
+               WATCHDOG_REDIS_URL=redis_url, WATCHDOG_REDIS_PREFIX=redis_prefix,
+               WATCHDOG_QUEUE=queue, WATCHDOG_JUDGE_MODEL=MODEL,
+               WATCHDOG_JUDGE_API_BASE="http://127.0.0.1:9/v1", OPENAI_API_KEY=TOKEN,
+               WATCHDOG_BUDGET_SESSION_USD="0.001")
+    snapshot = home / ".state" / "watchdog" / "budget.json"
+
+    def hook(command: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "watchdog", "hook", "--harness", "claude", "--watchdog",
+             "--policy-dir", str(root.path)],
+            input=json.dumps(bash(command, session_id="s-cap")), capture_output=True,
+            text=True, env=env, timeout=60)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        return proc.stdout
+
+    try:
+        hook("wget https://example.com/a")
+        before = json.loads(snapshot.read_text())
+        assert before["exhausted"] is False and before["call_usd"] is None  # nothing asked yet
+        worker = subprocess.run(
+            [str(Path(sys.executable).with_name("rq")), "worker", "-c",
+             "watchdog.escalation.worker_settings", queue, "--burst"],
+            env=env, capture_output=True, text=True, timeout=180)
+        assert worker.returncode == 0, worker.stderr
+        assert ("watchdog worker: configuration error: budget_session_usd = $0.001 is below "
+                "one judge call's worst case") in worker.stderr
+        [key] = redis_client.keys(f"{redis_prefix}result:*")
+        record = json.loads(redis_client.get(key))
+        assert record["budget"] is True and record["budget_why"] == "below_call"
+        out = hook("wget https://example.com/b")
+        assert "the session budget cap ($0.001) is below one call's worst case" in out
+        after = json.loads(snapshot.read_text())
+        assert after["exhausted"] is True and after["call_usd"] > 0.001
+        assert after["why"].startswith("the session budget cap ($0.001) is below one call's "
+                                       "worst case")
+        assert after["session"]["spent_usd"] == 0.0
+    finally:
+        Queue(queue, connection=redis_client, serializer=JSONSerializer).delete(
+            delete_jobs=True)

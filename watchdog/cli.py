@@ -66,6 +66,11 @@ def build_parser() -> Any:
     p.add_argument("-n", "--count", type=int, default=1, help="how many worker processes")
     p.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     p.add_argument("-v", "--verbose", action="store_true", help="RQ's own log lines")
+    p = sub.add_parser("doctor", help="check the hook registration, policies, Redis, workers, "
+                       "budget caps and WATCHDOG_* variables; exit 1 on any problem")
+    p.add_argument("--harness", default="claude", choices=["claude"], help="the agent (claude)")
+    p.add_argument("--dir", default=".", help="the project folder (default: the current one)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("redis", help="the Redis hooks and workers share: url, status, stop")
     p.add_argument("action", choices=["url", "status", "stop"],
                    help="url: print it (for `rq info -u`); status: is it answering; stop: "
@@ -181,6 +186,10 @@ def _dispatch(args: Any) -> int:
         from watchdog.escalation import workers
 
         return workers.run(args.count, args.burst, args.verbose)
+    if args.command == "doctor":
+        from watchdog import doctor
+
+        return doctor.run(args.harness, args.dir, as_json=args.json)
     if args.command == "redis":
         from watchdog.escalation import embedded_cli
 

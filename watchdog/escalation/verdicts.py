@@ -11,9 +11,16 @@ fallbacks that production uses, not a copy of them.
 
 A record is JSON-simple: the verdict's `decision`, `reason`, `question`, `confidence`, plus
 `model`, `cost_usd`, `latency_ms` and `cached` when a model answered or the cache did, and
-`budget: true` when no call was made because a cap was reached. Transient model errors (429,
-5xx, timeouts) release the reservation and raise `JudgeTransient`, so the caller can retry
-(RQ does it with backoff); a permanent error becomes an `unknown` record, never "looks fine".
+`budget: true` (and `budget_why`, the kind of `budget.Refusal`) when no call was made because
+the budget could not pay for it; the reason then says which cap and why. Transient model
+errors (429, 5xx, timeouts) release the reservation and raise `JudgeTransient`, so the caller
+can retry (RQ does it with backoff); a permanent error becomes an `unknown` record, never
+"looks fine".
+
+The worst case reserved per call is `call_worst_case`; `check_caps` prices a typical call with
+it and lists the caps that cannot pay for one, for `watchdog doctor` and for worker start-up
+(`report_caps`), because such a cap refuses every call: a configuration error, not a budget
+that ran out.
 
 A tool call too long for the judge's prompt is shown in part (head and tail of each long
 string, see rubric.py), and a verdict on it says how much the judge saw: an `allow` becomes a
@@ -27,18 +34,34 @@ one Redis round trip.
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from watchdog.config import Settings
 from watchdog.errors import JudgeError, JudgeTransient
-from watchdog.escalation.budget import Budget
+from watchdog.escalation.budget import CAP_VARS, Budget, to_micros, usd_text
 from watchdog.escalation.cache import VerdictCache
 from watchdog.escalation.verdict import MAX_TEXT_CHARS
 
+logger = logging.getLogger(__name__)
+
 # The most characters of a tool call the judge may miss and still allow it silently: none.
 MAX_SILENT_UNSEEN_CHARS = 0
+
+# A short escalated tool call, the prompt `check_caps` prices: real calls are rarely smaller.
+TYPICAL_PAYLOAD: dict[str, Any] = {
+    "event": {"hook_event_name": "PreToolUse", "tool_name": "Bash", "cwd": "/home/user/app",
+              "tool_input": {"command": "curl -sS -X POST https://api.example.com/v1/upload "
+                                        "-F file=@build/report.tar.gz",
+                             "description": "Upload the build report"}},
+    "user_prompts": ["Build the project and send the report to the team's dashboard."],
+    "escalations": [{"rule_id": "WD-UPLOAD", "reason": "Uploads a file to a remote host.",
+                     "severity": "MEDIUM", "rubric": "general", "wait": False}],
+    "policy_decision": {"verb": "allow", "reason": None, "rule_ids": []},
+}
 
 
 def budget_for(conn: Any, settings: Settings, clock: Callable[[], float] = time.time) -> Budget:
@@ -106,18 +129,13 @@ def judge_payload(conn: Any, settings: Settings, payload: dict[str, Any], *,
     except JudgeError as exc:  # an unknown or broken rubric file: no call can be made
         return unknown(f"the judge prompt could not be built: {exc}")
     budget = budget_for(conn, settings, clock)
-    # judge() may call each model twice (one corrective retry) and try every fallback.
-    calls = 2 * (1 + len(settings.judge_fallbacks))
-    worst = calls * max(judge.worst_case_cost(m, messages, settings.judge_max_tokens)
-                        for m in (settings.judge_model, *settings.judge_fallbacks))
+    worst = call_worst_case(settings, messages)
     reservation = payload["request_id"]
     session = payload.get("session_id") or "-"
-    if not budget.reserve(reservation, session, worst):
-        state = budget.state(payload.get("session_id"))
-        which = [k for k in ("daily", "session", "total") if k in state
-                 and state[k]["remaining_usd"] < worst]
-        why = f"the {'/'.join(which) or 'judge'} budget cap is reached"
-        return {**fallback(payload, settings, why), "budget": True}
+    refused = budget.try_reserve(reservation, session, worst)
+    if refused is not None:
+        return {**fallback(payload, settings, refused.message), "budget": True,
+                "budget_why": refused.kind}
     try:
         result = judge.judge(payload, settings)
     except JudgeTransient:
@@ -135,3 +153,74 @@ def judge_payload(conn: Any, settings: Settings, payload: dict[str, Any], *,
     if use_cache and result.verdict.decision != "unknown":
         cache.put(key, record)
     return record
+
+
+# -- what one call may cost, and caps that cannot pay for one ----------------------------------
+
+
+def call_worst_case(settings: Settings, messages: Sequence[Mapping[str, Any]]) -> float:
+    """USD to reserve before one `judge()` call on `messages`: it may call each model twice (one
+    corrective retry) and try every fallback, so that many calls at the dearest model's worst
+    case. Imports litellm (through judge.py): workers and `watchdog doctor` only."""
+    from watchdog.escalation import judge
+
+    calls = 2 * (1 + len(settings.judge_fallbacks))
+    return calls * max(judge.worst_case_cost(m, messages, settings.judge_max_tokens)
+                       for m in (settings.judge_model, *settings.judge_fallbacks))
+
+
+def typical_call_usd(settings: Settings) -> float:
+    """One call's worst case on a short tool call (TYPICAL_PAYLOAD), under the dearest rubric:
+    a cap below it can pay for almost no call at all."""
+    from watchdog.escalation import rubric
+
+    costs = []
+    for name in rubric.available_rubrics():
+        try:
+            messages = rubric.render(name, TYPICAL_PAYLOAD)
+        except JudgeError:
+            continue  # a broken rubric file is the worker's `unknown` verdict, not a cost
+        costs.append(call_worst_case(settings, messages))
+    return max(costs, default=0.0)
+
+
+def check_caps(settings: Settings) -> list[str]:
+    """The configured caps that cannot pay for one typical call (a configuration error: every
+    escalation would get the budget fallback), each with what to do. A cap of 0 turns the
+    judge off on purpose and is not listed."""
+    try:
+        worst = typical_call_usd(settings)
+    except ImportError as exc:
+        return [f"the judge's calls cannot be priced: {exc}. Install the judge's clients "
+                "(pip install -e '.[judge]')."]
+    needed = to_micros(worst)
+    fallbacks = len(settings.judge_fallbacks)
+    calls = 2 * (1 + fallbacks)
+    how = (f"{settings.judge_model} with judge_max_tokens = {settings.judge_max_tokens} on a "
+           f"typical prompt, times {calls} for the corrective retry"
+           + (f" and {fallbacks} fallback(s)" if fallbacks else ""))
+    problems = []
+    for dim, cap_usd in (("daily", settings.budget_daily_usd),
+                         ("session", settings.budget_session_usd),
+                         ("total", settings.budget_total_usd)):
+        cap = to_micros(cap_usd)
+        if 0 < cap < needed:
+            problems.append(
+                f"budget_{dim}_usd = {usd_text(cap)} is below one judge call's worst case "
+                f"({usd_text(needed)}: {how}), so no call can be made. Raise {CAP_VARS[dim]} "
+                f"to at least {usd_text(needed)}, or lower WATCHDOG_JUDGE_MAX_TOKENS or pick a "
+                "cheaper WATCHDOG_JUDGE_MODEL.")
+    return problems
+
+
+def report_caps(settings: Settings) -> None:
+    """At worker start: each `check_caps` problem as one line on stderr. Never raises: a
+    worker that cannot price its model still serves (and refuses with the reason)."""
+    try:
+        problems = check_caps(settings)
+    except Exception as exc:  # noqa: BLE001 - a start-up check must not stop the worker
+        logger.warning("budget caps not checked: %s", exc)
+        return
+    for problem in problems:
+        sys.stderr.write(f"watchdog worker: configuration error: {problem}\n")
+    sys.stderr.flush()

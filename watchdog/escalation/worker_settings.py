@@ -28,6 +28,8 @@ REDIS_URL = _queue.redis_url(_settings)
 QUEUES = [_settings.queue]
 
 import watchdog.escalation.jobs  # noqa: E402,F401  (preload litellm before forking)
+from watchdog.escalation.verdicts import report_caps  # noqa: E402
 from watchdog.escalation.warmup import warm_up  # noqa: E402
 
 warm_up(_settings)
+report_caps(_settings)  # a cap below one call's worst case: one line on stderr per problem
