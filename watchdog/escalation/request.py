@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import zlib
 from typing import Any
 
 from watchdog.config import Settings
@@ -60,9 +61,11 @@ def user_prompts(transcript_path: str | None, limit: int = MAX_PROMPTS) -> list[
     return prompts[-limit:]
 
 
-def job_id(key: str) -> str:
-    """RQ job ids allow letters, digits, - and _ only; one job per cache key (in-flight dedup)."""
-    return key.replace(":", "-")
+def job_id(key: str, prefix: str = "") -> str:
+    """RQ job ids allow letters, digits, - and _ only; one job per cache key (in-flight dedup).
+    RQ keeps jobs at `rq:job:<id>`, outside our key prefix, so the prefix goes into the id:
+    two prefixes (teams, test runs) on one Redis never share a job."""
+    return f"{zlib.crc32(prefix.encode()):08x}-{key.replace(':', '-')}"
 
 
 def primary(escalations: tuple[DecisionObject, ...]) -> DecisionObject:
@@ -85,7 +88,7 @@ def build(event: Event, decision: Decision, manifest: dict[str, Any],
     return {
         "v": 1,
         "key": key,
-        "job_id": job_id(key),
+        "job_id": job_id(key, settings.redis_prefix),
         "request_id": uuid.uuid4().hex,
         "session_id": event.session_id,
         "harness": event.harness,

@@ -151,8 +151,11 @@ class Supervisor:
                                    for s in self.slots):
                 break
             time.sleep(0.5)
+        exited = all(s.proc is None or s.proc.poll() is not None for s in self.slots)
         if live >= want:
             _say(f"ready: {live} worker(s) serving queue '{self.settings.queue}' on {where}")
+        elif self.burst and exited:
+            return  # burst workers that emptied the queue before we saw them: nothing to say
         elif not self.stopping:
             _say(f"only {live} of {want} worker(s) registered on queue "
                  f"'{self.settings.queue}' at {where} after {READY_TIMEOUT_S:.0f} s; see "
