@@ -186,6 +186,7 @@ class Planned:
     raw: dict[str, Any]
     kind: str  # plain | pool | distinct
     template: int
+    label: str = ""  # an escalating event's label, as its verdict will carry it
 
 
 def plan_lane(world: World, opts: Options, lane: int, session: str) -> list[Planned]:
@@ -519,6 +520,8 @@ def _check_templates(world: World) -> dict[str, Any]:
             raise SystemExit(f"plain template {t} ({event.label}) escalates under "
                              f"{POLICIES}: pick another one")
     info: list[dict[str, Any]] = []
+    decisions: list[Any] = []
+    manifest: dict[str, Any] = {}
     for t, (name, tool, tin, extra) in enumerate(ESCALATING):
         event = claude.parse(make_event(world, session, 0, name, tool, tin, extra, tag="x1"))
         evaluated = hook.evaluate(event, world.settings, trace)
@@ -526,13 +529,31 @@ def _check_templates(world: World) -> dict[str, Any]:
         if not decision.escalations or decision.blocking:
             raise SystemExit(f"escalating template {t} ({event.label}) does not escalate under "
                              f"{POLICIES} (verb {decision.verb}): pick another one")
+        decisions.append(decision)
+        manifest = evaluated.manifest
         payload = request.build(event, decision, evaluated.manifest, world.settings)
         messages = rubric.render(payload["rubric"], payload)
         info.append({"wait": bool(payload["wait"]), "rubric": payload["rubric"],
                      "rules": [e.rule_id for e in decision.escalations],
                      "cost_usd": call_cost(messages, price),
                      "prompt_chars": len(json.dumps(messages))})
-    return {"escalating": info, "price_per_token": price}
+    return {"escalating": info, "price_per_token": price, "decisions": decisions,
+            "manifest": manifest}
+
+
+def label_events(world: World, plans: dict[str, list[Planned]], checked: dict[str, Any]
+                 ) -> None:
+    """Give each escalating event the label its verdict will carry (request.build's, from its
+    template's decision), so deliveries can be matched to the events that are owed them."""
+    from watchdog.escalation import request
+    from watchdog.harnesses import claude
+
+    for plan in plans.values():
+        for p in plan:
+            if p.kind != "plain":
+                decision = checked["decisions"][p.template]
+                p.label = str(request.build(claude.parse(p.raw), decision, checked["manifest"],
+                                            world.settings)["label"])
 
 
 def budget_for_run(plans: list[list[Planned]], templates: list[dict[str, Any]],
@@ -598,27 +619,38 @@ def account_verdicts(world: World, sessions: dict[str, list[Planned]],
                      calls: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Every escalated event must end as a verdict in its own answer (the wait or the cache),
     a verdict delivered at a later event of its session, or a logged failure; the rest are
-    lost. Also: verdicts delivered twice, hook calls without a decision record, and what the
-    markers still list (with the job's state in RQ, to say where it got stuck)."""
+    lost. Deliveries are matched to owed events by session and label (events with the same
+    label in one session are the same action, so interchangeable). Also: verdicts delivered
+    twice, hook calls without a decision record, and what the markers still list (with the
+    job's state in RQ, to say where it got stuck)."""
     groups = events_by_session(read_log(world.settings.state_dir))
     out: dict[str, Any] = {"escalated": 0, "at_event_wait": 0, "at_event_cache": 0,
                            "failed_logged": 0, "owed": 0, "delivered_later": 0, "lost": 0,
-                           "duplicates": 0, "reported_lost": 0, "unknown_verdicts": 0,
-                           "budget_notes": 0, "mismatched_sessions": [], "kinds": {}}
+                           "duplicates": 0, "failed_then_delivered": 0, "reported_lost": 0,
+                           "unknown_verdicts": 0, "budget_notes": 0, "lost_labels": [],
+                           "errors": {}, "mismatched_sessions": []}
     kinds: dict[str, str] = {}
     for session, plan in sessions.items():
         got = groups.get(session, [])
         if len(got) != len(calls[session]) or any("decision" not in g for g in got):
             out["mismatched_sessions"].append(
                 {"session": session, "hook_calls": len(calls[session]), "log_groups": len(got)})
-        owed = later = 0
+        owed: dict[str, int] = {}
+        failed: dict[str, int] = {}
+        delivered: dict[str, int] = {}
         for i, group in enumerate(got):
             for v in group["verdicts"]:
                 out["unknown_verdicts"] += v.get("decision") == "unknown"
                 out["budget_notes"] += "budget cap" in str(v.get("reason", ""))
-            # "lost": the hook gave up on a job (failed, vanished, too old) and said so.
-            later += sum(1 for v in group["verdicts"] if v.get("how") in ("later", "lost"))
-            out["reported_lost"] += sum(1 for v in group["verdicts"] if v.get("how") == "lost")
+                # "lost": the hook gave up on a job (failed, vanished, too old) and said so.
+                if v.get("how") in ("later", "lost"):
+                    label = str(v.get("label"))
+                    delivered[label] = delivered.get(label, 0) + 1
+                    out["delivered_later"] += 1
+                    out["reported_lost"] += v.get("how") == "lost"
+            for err in group["errors"]:
+                what = f"{err.get('event')}: {str(err.get('message', ''))[:160]}"
+                out["errors"][what] = out["errors"].get(what, 0) + 1
             decision = group.get("decision") or {}
             escalated = bool(decision.get("escalations")) and decision.get("verb") not in BLOCKING
             if not escalated:
@@ -626,6 +658,7 @@ def account_verdicts(world: World, sessions: dict[str, list[Planned]],
             hows = {v.get("how") for v in group["verdicts"]}
             kind = "wait" if "wait" in hows else "cache" if "cache" in hows else (
                 "failed" if group["errors"] else "enqueued")
+            label = plan[i].label if i < len(plan) else "?"
             if i < len(plan):
                 kinds[f"{session}:{i}"] = kind
             out["escalated"] += 1
@@ -633,14 +666,20 @@ def account_verdicts(world: World, sessions: dict[str, list[Planned]],
                 out["at_event_wait"] += 1
             elif kind == "cache":
                 out["at_event_cache"] += 1
-            elif kind == "failed":
+            elif kind == "failed":  # may still have been enqueued and delivered later
                 out["failed_logged"] += 1
+                failed[label] = failed.get(label, 0) + 1
             else:
-                owed += 1
-        out["owed"] += owed
-        out["delivered_later"] += later
-        out["lost"] += max(0, owed - later)
-        out["duplicates"] += max(0, later - owed)
+                out["owed"] += 1
+                owed[label] = owed.get(label, 0) + 1
+        for label in {*owed, *failed, *delivered}:
+            need, may, have = owed.get(label, 0), failed.get(label, 0), delivered.get(label, 0)
+            if have < need:
+                out["lost"] += need - have
+                out["lost_labels"].append({"session": session, "label": label,
+                                           "owed": need, "delivered": have})
+            out["failed_then_delivered"] += min(may, max(0, have - need))
+            out["duplicates"] += max(0, have - need - may)
     out["kinds"] = kinds
     out["still_owed"] = still_owed(world, list(sessions))
     return out
@@ -877,6 +916,7 @@ def run(opts: Options, *, prefix: str | None = None, queue_name: str | None = No
         templates = checked["escalating"]
         sessions = [world.new_session() for _ in range(opts.lanes)]
         plans = {s: plan_lane(world, opts, k, s) for k, s in enumerate(sessions)}
+        label_events(world, plans, checked)
         cap, sizing = budget_for_run(list(plans.values()), templates, opts)
         if opts.budget_usd is not None:
             cap = opts.budget_usd
@@ -1007,7 +1047,8 @@ def report_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                  f"{v['unknown_verdicts']} unknown in all; drain: {res['drain']['events']} "
                  f"events in {res['drain']['rounds']} rounds"))
     rows.append(("verdicts", "LOST (goal 0)", f"{v['lost']}",
-                 f"{len(v['still_owed'])} still in markers, {v['duplicates']} delivered twice"))
+                 f"{len(v['still_owed'])} still in markers, {v['duplicates']} delivered twice, "
+                 f"{v['failed_then_delivered']} logged failures delivered after all"))
     rows.append(("budget", "cap / spent (Redis) / billed (judge)",
                  f"${b['cap_usd']:.6f} / ${b['spent_usd']:.6f} / ${b['billed_usd']:.6f}",
                  f"reserved left ${b['reserved_left_usd']:.6f}"))
@@ -1048,6 +1089,10 @@ def print_report(res: dict[str, Any]) -> None:
         Console(width=170).print(table)
     for row in res["verdicts"]["still_owed"][:10]:
         print(f"  still owed: {row}")
+    for what, n in list(res["verdicts"]["errors"].items())[:5]:
+        print(f"  logged error, {n} x: {what}")
+    for row in res["verdicts"]["lost_labels"][:10]:
+        print(f"  lost: {row}")
     for m in res["verdicts"]["mismatched_sessions"][:5]:
         print(f"  log/hook mismatch: {m}")
 
