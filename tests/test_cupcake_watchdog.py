@@ -604,7 +604,7 @@ def test_redis_down_fails_open(world: World) -> None:
 def test_budget_spent_fails_open_without_a_call(world: World) -> None:
     world.redis.hset(f"{world.prefix}budget:total", "spent", 10**12)
     _, answer, _ = world.judged(bash("make deploy"))
-    assert answer["allow"] is True and "budget cap is reached" in answer["reasoning"]
+    assert answer["allow"] is True and "budget cap ($100.00) is spent" in answer["reasoning"]
     assert world.model_calls() == 0
 
 

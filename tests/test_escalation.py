@@ -26,6 +26,8 @@ from rq.serializers import JSONSerializer
 from tests.conftest import PolicyRoot, bash, claude_event, rego_policy
 from tests.redis_fixtures import delete_prefix, unique_prefix
 from watchdog.escalation.fake_judge import HANG, Delay, FakeJudge, Status, Text
+from watchdog.escalation.queue import embedded_pid
+from watchdog.escalation.queue import stop_embedded as stop_embedded_server
 
 pytestmark = pytest.mark.slow
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -245,7 +247,7 @@ def test_no_worker_then_delivery_once_a_worker_runs(world: Setup) -> None:
     assert elapsed < 4  # the 5 s deadline was not waited out
     assert world.queued() == 1
     proc = world.start_worker(burst=True)
-    proc.wait(timeout=60)
+    proc.wait(timeout=120)
     out, _, _ = world.hook(claude_event("UserPromptSubmit", prompt="go on",
                                         session_id="s-late"))
     assert "would have asked" in out["hookSpecificOutput"]["additionalContext"]
@@ -337,18 +339,16 @@ def test_embedded_redis_is_the_default(tmp_path: Path, fake: FakeJudge) -> None:
     fake.set_default(ASK)
     setup = Setup(tmp_path, fake)
     del setup.env["WATCHDOG_REDIS_URL"]
-    proc = setup.start_worker(burst=True)  # starts (or reuses) the embedded server
-    proc.wait(timeout=60)
-    out, _, _ = setup.hook(bash("curl https://example.com/e"), WATCHDOG_WAIT_DEADLINE_S="1")
-    assert "no worker serves queue" in out["systemMessage"]  # the burst worker has exited
-    proc = setup.start_worker(burst=True)
-    proc.wait(timeout=60)
-    out, _, _ = setup.hook(claude_event("UserPromptSubmit", prompt="x"))
-    assert "would have asked" in out["hookSpecificOutput"]["additionalContext"]
-    sock = next(setup.state.glob("redis.sock"), None) or next(Path("/tmp").glob(
-        f"watchdog-{os.getuid()}-*.sock"))
-    conn = redis.Redis(unix_socket_path=str(sock))
-    pid = int((setup.state / "redis.pid").read_text())
-    conn.close()
-    os.kill(pid, signal.SIGTERM)
-    setup.redis.close()
+    try:
+        proc = setup.start_worker(burst=True)  # starts (or reuses) the embedded server
+        proc.wait(timeout=120)
+        out, _, _ = setup.hook(bash("curl https://example.com/e"), WATCHDOG_WAIT_DEADLINE_S="1")
+        assert "no worker serves queue" in out["systemMessage"]  # the burst worker has exited
+        proc = setup.start_worker(burst=True)
+        proc.wait(timeout=120)
+        out, _, _ = setup.hook(claude_event("UserPromptSubmit", prompt="x"))
+        assert "would have asked" in out["hookSpecificOutput"]["additionalContext"]
+        assert embedded_pid(str(setup.state)) is not None
+    finally:  # never leave the server running, even when an assertion failed
+        stop_embedded_server(str(setup.state))
+        setup.redis.close()

@@ -119,9 +119,9 @@ def cupcake_watchdog(payload: dict[str, Any]) -> dict[str, Any]:
     max_tokens = max(s.judge_max_tokens, cw.MAX_TOKENS)
     worst = judge.worst_case_cost(model, messages, max_tokens)
     budget = budget_for(conn, s)
-    if not budget.reserve(reservation, payload.get("session_id") or "-", worst):
-        return _cupcake_finish(conn, payload, {
-            "error": "the judge budget cap is reached (see WATCHDOG_BUDGET_*_USD)"})
+    refusal = budget.try_reserve(reservation, payload.get("session_id") or "-", worst)
+    if refusal is not None:
+        return _cupcake_finish(conn, payload, {"error": refusal.message})
     call_settings = s._replace(judge_timeout_s=float(payload["timeout_s"]))
     try:
         text, cost, priced = judge.complete_text(

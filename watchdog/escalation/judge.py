@@ -177,6 +177,11 @@ def map_exception(exc: BaseException, model: str, settings: Settings) -> JudgeEr
                           "WATCHDOG_JUDGE_MODEL and WATCHDOG_JUDGE_API_BASE")
     if isinstance(exc, llm_errors.BudgetExceededError):
         return JudgeError(f"litellm's own budget stopped the call to {model}: {_detail(exc)}")
+    if isinstance(exc, Warning):  # raised because warnings are errors (-W error, a test run)
+        return JudgeError(f"a dependency warned during the call to {model} and warnings are "
+                          f"errors in this process ({code}: {_detail(exc)}). Not a key or model "
+                          "problem: filter that warning (pyproject's filterwarnings) or run "
+                          "without -W error")
     return JudgeError(f"the judge call to {model} failed ({code}): {_detail(exc)}. Check "
                       "WATCHDOG_JUDGE_MODEL, WATCHDOG_JUDGE_API_BASE and the API key")
 
