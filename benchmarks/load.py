@@ -189,13 +189,22 @@ class Planned:
     label: str = ""  # an escalating event's label, as its verdict will carry it
 
 
-def plan_lane(world: World, opts: Options, lane: int, session: str) -> list[Planned]:
-    """One session's events: plain ones by weight, escalating ones from the shared pool or new."""
+def plan_lane(world: World, opts: Options, lane: int, session: str,
+              no_wait: list[int]) -> list[Planned]:
+    """One session's events: plain ones by weight, escalating ones from the shared pool or new.
+    The last one is a new escalation without `wait` (a template index in `no_wait`), so every
+    session ends owed a verdict and the drain after the lanes always has work."""
     rng = random.Random(f"{opts.seed}-{lane}")
     weights = [w for w, *_ in PLAIN]
     out: list[Planned] = []
     for n in range(opts.events):
-        if rng.random() < opts.escalate_fraction:
+        if n == opts.events - 1 and no_wait:
+            t = rng.choice(no_wait)
+            name, tool, tin, extra = ESCALATING[t]
+            raw = make_event(world, session, n, name, tool, tin, extra,
+                             tag=f"l{lane}e{n}s{opts.seed}")
+            out.append(Planned(raw, "distinct", t))
+        elif rng.random() < opts.escalate_fraction:
             if rng.random() < opts.repeat_share and opts.repeat_pool > 0:
                 j = rng.randrange(opts.repeat_pool)
                 t = j % len(ESCALATING)
@@ -915,7 +924,8 @@ def run(opts: Options, *, prefix: str | None = None, queue_name: str | None = No
         checked = _check_templates(world)
         templates = checked["escalating"]
         sessions = [world.new_session() for _ in range(opts.lanes)]
-        plans = {s: plan_lane(world, opts, k, s) for k, s in enumerate(sessions)}
+        no_wait = [t for t, info in enumerate(templates) if not info["wait"]]
+        plans = {s: plan_lane(world, opts, k, s, no_wait) for k, s in enumerate(sessions)}
         label_events(world, plans, checked)
         cap, sizing = budget_for_run(list(plans.values()), templates, opts)
         if opts.budget_usd is not None:
