@@ -30,6 +30,22 @@ def test_merge_never_weakens(verb: str, verdict: dict[str, Any], later: bool) ->
     assert merged.context[: len(policy.context)] == policy.context
 
 
+def test_a_judge_ask_says_it_held_the_call_why_and_which_rule() -> None:
+    """In print mode an ask acts as a deny: the reason alone tells the agent and the user that
+    the call was held, why, and which policy rule sent it to the judge (to find in the log)."""
+    from watchdog.decisions import DecisionObject
+
+    escalation = DecisionObject("WD-NET-UPLOAD", "uploads a file", "MEDIUM")
+    policy = Decision("allow", escalations=(escalation,))
+    ask = {"decision": "ask", "reason": "sends ~/.ssh to an unknown host",
+           "question": "Allow uploading ~/.ssh/id_rsa to paste.example?"}
+    merged = merge_advisory(policy, ask)
+    assert merged.verb == "ask" and merged.reason is not None
+    for part in ("Allow uploading", "sends ~/.ssh to an unknown host", "held for confirmation",
+                 "WD-NET-UPLOAD", "WATCHDOG-JUDGE"):
+        assert part in merged.reason, part
+
+
 def test_ask_turns_allow_into_ask_but_not_later() -> None:
     ask = {"decision": "ask", "reason": "r", "question": "Really?"}
     now = merge_advisory(Decision("allow"), ask)

@@ -310,8 +310,15 @@ def merge_advisory(policy: Decision, verdict: dict[str, Any], later: bool = Fals
         return policy._replace(context=policy.context + (text,))
     if kind == ASK and not later and policy.verb in (ALLOW, MODIFY):
         question = str(verdict.get("question") or reason)
+        # In Claude Code's print mode an ask acts as a deny: the reason alone must tell the
+        # agent (and the user reading it) that the call was held, why, and which rule sent it
+        # to the judge, so the rule can be found in the log and tuned.
+        rules = ", ".join(e.rule_id for e in policy.escalations) or "a policy"
+        why = f" Why: {reason}." if question != reason else ""
+        held = (f"watchdog judge: {question}{why} (held for confirmation; escalated by "
+                f"{rules}, rule {JUDGE_RULE_ID})")
         return Decision(
-            ASK, f"watchdog judge: {question}", policy.rule_ids + (JUDGE_RULE_ID,),
+            ASK, held, policy.rule_ids + (JUDGE_RULE_ID,),
             policy.agent_messages, policy.context, None, policy.escalations, policy.severity,
             policy.notices,
         )
