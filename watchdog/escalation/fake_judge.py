@@ -567,13 +567,6 @@ def main(argv: list[str]) -> int:
               "Pick another --port, or omit it for a free one.", file=sys.stderr)
         return 1
     shown = token if generated else "<your --token>"
-    print(fake.url, flush=True)
-    print(f"fake judge on {fake.url} (Ctrl-C to stop)\n"
-          + (f"  token: {token}\n" if generated else "")
-          + f"  judge:     WATCHDOG_JUDGE_API_BASE={fake.url} (openai/* and anthropic/* models)\n"
-          f"  keys:      OPENAI_API_KEY={shown} ANTHROPIC_API_KEY={shown}\n"
-          f"  script it: curl -H 'x-api-key: {shown}' -d '[...]' {fake.url}/_control/script",
-          file=sys.stderr, flush=True)
     done = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -581,7 +574,15 @@ def main(argv: list[str]) -> int:
 
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_term) if in_main else None
-    try:
+    try:  # from the first print on: Ctrl-C may come as soon as the URL is out
+        print(fake.url, flush=True)
+        print(f"fake judge on {fake.url} (Ctrl-C to stop)\n"
+              + (f"  token: {token}\n" if generated else "")
+              + f"  judge:     WATCHDOG_JUDGE_API_BASE={fake.url} (openai/* and anthropic/* "
+              "models)\n"
+              f"  keys:      OPENAI_API_KEY={shown} ANTHROPIC_API_KEY={shown}\n"
+              f"  script it: curl -H 'x-api-key: {shown}' -d '[...]' {fake.url}/_control/script",
+              file=sys.stderr, flush=True)
         while not done.wait(0.5):
             pass
     except KeyboardInterrupt:
