@@ -317,3 +317,14 @@ def test_property_never_weaker_than_the_policy(
         FAULTS[fault](mp, world, sid)
         result = world.run(event)
     _check(world, policy_verb, result)
+
+
+def test_the_wait_deadline_counts_from_process_start() -> None:
+    """The agent waits from the moment it started the hook, imports included: the deadline is
+    measured from the process's start, not from when escalation began."""
+    from watchdog.escalation.escalate import process_age_s
+
+    first = process_age_s()
+    time.sleep(0.2)
+    second = process_age_s()
+    assert first > 0.0 and 0.1 <= second - first < 5.0

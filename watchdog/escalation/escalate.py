@@ -57,6 +57,20 @@ def _snapshot_budget(conn: Any, settings: Settings, session_id: str) -> None:
         pass
 
 
+def process_age_s() -> float:
+    """Seconds since this process started (Linux /proc; 0 elsewhere). The wait deadline counts
+    from the agent's point of view, so interpreter start-up and imports are part of it."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as fh:
+            uptime = float(fh.read().split()[0])
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, uptime - started)
+
+
 def run(event: Event, decision: Decision, manifest: dict[str, Any], settings: Settings,
         trace: Any, deliver: bool = True) -> Decision:
     """Apply escalation to a policy decision; never raises for queue, state or judge trouble.
@@ -67,7 +81,7 @@ def run(event: Event, decision: Decision, manifest: dict[str, Any], settings: Se
     far, never weaker than the policy's, with a notice that says what failed and what to do.
     """
     wants = bool(decision.escalations) and not decision.blocking
-    started = time.monotonic()
+    started = time.monotonic() - process_age_s()
     conn: Any = None
     owed = False
     try:
