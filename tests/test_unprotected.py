@@ -112,3 +112,14 @@ def test_bad_values_are_config_errors(env: dict[str, str], tmp_path: Path,
                                       setting: str) -> None:
     out = hook(env, bash("ls", cwd=str(tmp_path)), tmp_path, extra={setting: "maybe"}).json
     assert "must be one of" in out["systemMessage"]
+
+
+def test_a_misspelt_setting_is_said_once_per_session(env: dict[str, str], tmp_path: Path) -> None:
+    project = tmp_path / "bare"
+    project.mkdir()
+    extra = {"WATCHDOG_ON_EROR": "closed"}
+    first = hook(env, bash(RM_HOME, cwd=str(project), session_id="m1"), project, extra).json
+    assert "WATCHDOG_ON_EROR (did you mean WATCHDOG_ON_ERROR?)" in first["systemMessage"]
+    assert _decision(first) == "deny"
+    again = hook(env, bash("ls", cwd=str(project), session_id="m1"), project, extra).json
+    assert "WATCHDOG_ON_EROR" not in again.get("systemMessage", "")

@@ -79,6 +79,12 @@ _OTHER_ENV = ("WATCHDOG_CONFIG_DIR", "WATCHDOG_CACHE_DIR", "WATCHDOG_STATE_DIR",
               "WATCHDOG_TEST_REDIS_URL", "WATCHDOG_VENV")
 
 
+def has_unknown_env(env: Mapping[str, str]) -> bool:
+    """The hook's cheap check (no difflib): is any WATCHDOG_* variable one nothing reads?"""
+    return any(name.startswith("WATCHDOG_") and name not in _ENV_KEYS and name not in _OTHER_ENV
+               for name in env)
+
+
 def unknown_env(env: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
     """The `WATCHDOG_*` variables in env that nothing reads, each with the nearest valid name
     (None when none is close), sorted. `load` ignores them, so a typo silently keeps the

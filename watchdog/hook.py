@@ -459,6 +459,20 @@ def _after_policy(event: Event, decision: Decision, manifest: dict[str, Any],
         return _degraded(policy, "the escalation step", exc, settings, event, trace)
 
 
+def _misspelt_env(env: Mapping[str, str], event: Event, settings: config.Settings,
+                  decision: Decision) -> Decision:
+    """A misspelt WATCHDOG_* variable silently keeps the default: say so once per session."""
+    names = config.unknown_env(env)
+    parts = [f"{name} (did you mean {near}?)" if near else name for name, near in names]
+    note = (f"watchdog: {', '.join(parts)} {'is' if len(parts) == 1 else 'are'} not a "
+            "setting and ignored; fix the name in the agent's environment")
+    if not notices.once(settings.state_dir, event.session_id, note):
+        return decision
+    logs.write(settings.state_dir, "warning", "unknown_env", names=[n for n, _ in names],
+               session_id=event.session_id)
+    return decision._replace(notices=decision.notices + (note,))
+
+
 def _render(harness: Any, decision: Decision, policy: Decision, event: Event,
             settings: config.Settings) -> str:
     """The harness's answer; if the merged decision cannot be rendered, the policy's is."""
@@ -537,6 +551,8 @@ def run(
         decision, warnings, manifest = evaluate(event, settings, trace, escalate)
         policy = decision
         decision = _after_policy(event, decision, manifest, settings, trace, harness, escalate)
+        if config.has_unknown_env(env):
+            decision = _misspelt_env(env, event, settings, decision)
         for w in warnings:
             stderr.append(f"watchdog: warning: {w}")
             logs.write(settings.state_dir, "warning", "cache_warning", message=w)
