@@ -19,19 +19,26 @@ SAMPLES = REPO.parent / "shared" / "reference" / "claude-hook-samples"
 EVALUATE_REGO = REPO / "tests" / "fixtures" / "cupcake_evaluate.rego"
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Environment for subprocesses: HOME and XDG dirs inside tmp_path, no WATCHDOG_* leaks."""
-    home = tmp_path / "home"
-    home.mkdir()
+def isolated_env(home: Path) -> dict[str, str]:
+    """Environment for subprocesses: HOME and XDG dirs under `home`, no WATCHDOG_* leaks."""
+    home.mkdir(parents=True, exist_ok=True)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHDOG_", "XDG_"))}
     base.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
         XDG_CACHE_HOME=str(home / ".cache"),
         XDG_STATE_HOME=str(home / ".local" / "state"),
+        # Cupcake's exact reason text: the compatibility tests compare answers byte for byte.
+        # The default (rule ids appended) is tested in tests/test_rule_ids.py.
+        WATCHDOG_RULE_IDS="0",
     )
-    yield base
+    return base
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An isolated user environment (see isolated_env)."""
+    yield isolated_env(tmp_path / "home")
 
 
 def rego_policy(

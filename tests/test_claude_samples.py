@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLES, PolicyRoot, claude_event, rego_policy, run_cli
+from conftest import SAMPLES, PolicyRoot, claude_event, isolated_env, rego_policy, run_cli
 
 if not SAMPLES.is_dir():
     pytest.skip(
@@ -114,16 +113,8 @@ POLICIES = {
 
 
 def make_env(home: Path) -> dict[str, str]:
-    """Same isolation as conftest's `env` fixture, for a module-scoped root."""
-    home.mkdir(parents=True, exist_ok=True)
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHDOG_", "XDG_"))}
-    base.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_STATE_HOME=str(home / ".local" / "state"),
-    )
-    return base
+    """Same isolation as conftest's `env` fixture, for module-scoped fixtures."""
+    return isolated_env(home)
 
 
 @pytest.fixture(scope="module")

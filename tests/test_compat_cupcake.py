@@ -23,6 +23,7 @@ from conftest import (
     PolicyRoot,
     bash,
     claude_event,
+    isolated_env,
     rego_policy,
     run_cli,
 )
@@ -52,15 +53,7 @@ def deny_policy(
 
 def make_env(home: Path) -> dict[str, str]:
     """Same isolation as conftest's `env` fixture, for module-scoped fixtures."""
-    home.mkdir(parents=True, exist_ok=True)
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHDOG_", "XDG_"))}
-    base.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_STATE_HOME=str(home / ".local" / "state"),
-    )
-    return base
+    return isolated_env(home)
 
 
 def run_hook(

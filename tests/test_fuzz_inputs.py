@@ -246,7 +246,8 @@ def test_any_rulebook_file_is_read_or_reported(data: bytes, scratch: Path) -> No
 def hook_env(scratch: Path) -> dict[str, str]:
     home = scratch / "home"
     return {"HOME": str(home), "XDG_CONFIG_HOME": str(home / "cfg"),
-            "WATCHDOG_CACHE_DIR": str(scratch / "cache"), "WATCHDOG_STATE_DIR": str(scratch / "s")}
+            "WATCHDOG_CACHE_DIR": str(scratch / "cache"), "WATCHDOG_STATE_DIR": str(scratch / "s"),
+            "WATCHDOG_RULE_IDS": "0"}  # the echo policy's reason is read back as JSON
 
 
 def answer_is_valid(result: hook.Result) -> None:

@@ -29,6 +29,7 @@ class Settings(NamedTuple):
     policy_dir: str | None = None  # None: discover .watchdog/ or .cupcake/ from the event's cwd
     global_policies: bool = True  # evaluate ~/.config/watchdog and ~/.config/cupcake first
     log_decisions: bool = True  # one JSON line per hook event in the state dir
+    rule_ids: bool = True  # "reason [WD-RULE]" in a blocking or ask answer; false: Cupcake's text
     config_dir: str = ""
     cache_dir: str = ""
     state_dir: str = ""
@@ -57,7 +58,7 @@ class Settings(NamedTuple):
 
 _FILE_KEYS = (
     "on_error", "no_policies", "policy_errors", "policy_dir", "global_policies", "log_decisions",
-    "redis_url", "redis_prefix",
+    "rule_ids", "redis_url", "redis_prefix",
     "queue", "wait_deadline_s", "judge_model", "judge_fallbacks", "judge_api_base",
     "judge_timeout_s", "judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries",
     "job_retry_backoff_s", "verdict_lost_after_s",
@@ -65,7 +66,7 @@ _FILE_KEYS = (
     "critical_rubrics",
 )
 _ENV_KEYS = {f"WATCHDOG_{key.upper()}": key for key in _FILE_KEYS}
-_BOOL_KEYS = ("global_policies", "log_decisions")
+_BOOL_KEYS = ("global_policies", "log_decisions", "rule_ids")
 _FLOAT_KEYS = ("wait_deadline_s", "judge_timeout_s", "budget_daily_usd", "budget_session_usd",
                "budget_total_usd")
 _INT_KEYS = ("judge_max_tokens", "verdict_ttl_s", "job_timeout_s", "job_retries",

@@ -281,6 +281,16 @@ def evaluate(
     return _evaluate_bundle(event, settings, trace, escalate, roots, loaded, warnings)
 
 
+def _with_rule_ids(decision: Decision, settings: config.Settings) -> Decision:
+    """`reason [WD-RULE, ...]` for a halt, deny, block or ask: the agent reads which rule
+    stopped it, and the user can search the log for the id. `rule_ids = false` gives
+    Cupcake's exact reason text."""
+    if (not settings.rule_ids or not decision.rule_ids or decision.reason is None
+            or decision.verb not in ("halt", "deny", "block", "ask")):
+        return decision
+    return decision._replace(reason=f"{decision.reason} [{', '.join(decision.rule_ids)}]")
+
+
 def _with_notices(decision: Decision, said: list[str]) -> Decision:
     return decision._replace(notices=tuple(said) + decision.notices) if said else decision
 
@@ -342,7 +352,7 @@ def _evaluate_bundle(event: Event, settings: config.Settings, trace: Trace, esca
         sets[scope] = parse_set(value.get("set"), value.get("escalate"))
         if trace.on:
             _explain_scope(engine, trace_entry, doc, scope, sets[scope], trace)
-    decision = combine(sets.get("global"), sets.get("project"))
+    decision = _with_rule_ids(combine(sets.get("global"), sets.get("project")), settings)
     trace(f"decision: {decision.verb}" + (f" ({decision.reason})" if decision.reason else ""))
     return Evaluated(decision, warnings, manifest)
 
