@@ -192,3 +192,16 @@ def test_events_without_policies_get_the_default_pack_with_a_warning(
     assert doc["warnings"][0].startswith("10 of 10 events found no policies")
     assert "shipped default pack" in doc["warnings"][0]
     assert "pass --policy-dir" in out
+
+
+def test_a_policy_folder_that_checks_nothing_is_an_error_not_a_table_of_zeros(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty policies/claude/ would score 0% recall over every event: no table, exit 1,
+    and the message says why and what to do."""
+    empty = tmp_path / "empty"
+    (empty / "policies" / "claude").mkdir(parents=True)
+    code, out, err = run(["run", str(FIXTURES / "small.jsonl"), "--policy-dir", str(empty),
+                          "--resamples", "0"], capsys)
+    assert code == 1
+    assert "holds no routed policy" in err and "--policy-dir" in err
+    assert "recall" not in out

@@ -221,6 +221,13 @@ def _evaluate(args: argparse.Namespace, policy_dir: str | None, streams: list[An
         raise EvalInputError(
             f"no events were evaluated: all {total} failed ({len(run.problems)} problems listed "
             "above). Fix the policies or the inputs; no figures are reported over zero events.")
+    if run.unchecked == len(outcomes):
+        where = os.path.abspath(policy_dir) if policy_dir else "the events' policy roots"
+        raise EvalInputError(
+            f"no policy could decide any of the {len(outcomes)} events: {where} holds no "
+            "routed policy (an empty policies/claude/, or only disabled builtins). Point "
+            "--policy-dir at a folder with policies ('watchdog verify' checks it); no figures "
+            "are reported for a set that checks nothing.")
     tiers: dict[str, Any] = {"policy": metrics.summarize(outcomes, "policy",
                                                          resamples=args.resamples,
                                                          seed=args.seed)}

@@ -133,6 +133,7 @@ class Runner:
         self.eval_seconds = 0.0
         self.warmup_seconds, self.warmups = 0.0, 0
         self.unrooted, self.unrooted_cwd = 0, ""
+        self.unchecked = 0  # events whose policy roots hold no routed policy at all
         self.bundles: set[str] = set()
 
     def events_per_s(self) -> float | None:
@@ -173,6 +174,8 @@ class Runner:
                                          "skipped"))
             return None
         self.eval_seconds += elapsed
+        if not any(info.get("policies") for info in manifest.get("scopes", {}).values()):
+            self.unchecked += 1  # nothing could have decided: an empty root
         if unrooted:  # no policy root for this event: the shipped default pack decided
             self.unrooted += 1
             self.unrooted_cwd = self.unrooted_cwd or event.cwd
