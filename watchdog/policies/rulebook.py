@@ -24,7 +24,7 @@ import difflib
 import os
 from typing import Any, NamedTuple
 
-from watchdog.policies.metadata import printable, read_yaml, yaml_problem
+from watchdog.policies.yaml_reader import printable, read_yaml, yaml_problem
 
 ALIASES = {
     "always_inject_on_prompt": "claude_code_always_inject_on_prompt",
