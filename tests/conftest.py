@@ -163,3 +163,19 @@ def bash(command: str, **fields: Any) -> dict[str, Any]:
         "PreToolUse", tool_name="Bash", tool_input={"command": command}, tool_use_id="toolu_1",
         **fields,
     )
+
+
+def close_asyncio_loop() -> None:
+    """litellm's synchronous calls make asyncio install an event loop in the main thread and
+    never close it (a ResourceWarning at exit); the judge tests call this once they are done."""
+    import asyncio
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop()
+        except RuntimeError:  # none installed, or already closed by another module
+            return
+    loop.close()
+    asyncio.set_event_loop(None)

@@ -30,6 +30,7 @@ from hypothesis.stateful import (
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.conftest import close_asyncio_loop
 from watchdog.config import Settings
 from watchdog.errors import QueueUnavailable
 from watchdog.escalation import verdicts
@@ -801,17 +802,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeJudge]:
 def close_litellm_event_loop() -> Iterator[None]:
     """litellm's synchronous calls leave an asyncio loop open in the main thread; close it."""
     yield
-    import asyncio
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop()
-        except RuntimeError:
-            return
-    loop.close()
-    asyncio.set_event_loop(None)
+    close_asyncio_loop()
 
 
 def live(fake: FakeJudge, prefix: str, **caps: float) -> Settings:

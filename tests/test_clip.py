@@ -5,10 +5,8 @@ must not push its dangerous tail out of the judge's view."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import close_asyncio_loop
 from watchdog.config import Settings
 from watchdog.decisions import Decision, merge_advisory
 from watchdog.escalation import rubric
@@ -233,14 +232,7 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_prefix: str
         yield fake, Settings()._replace(
             judge_model="openai/gpt-4.1-mini", judge_api_base=fake.url + "/v1",
             judge_timeout_s=5.0, redis_prefix=redis_prefix)
-    with warnings.catch_warnings():  # litellm's synchronous calls leave an asyncio loop open
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop()
-        except RuntimeError:
-            return
-    loop.close()
-    asyncio.set_event_loop(None)
+    close_asyncio_loop()  # litellm leaves an asyncio loop open
 
 
 @pytest.mark.filterwarnings(

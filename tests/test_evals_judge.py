@@ -6,11 +6,9 @@ harness both call."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.conftest import close_asyncio_loop
 from watchdog.config import Settings
 from watchdog.errors import JudgeTransient
 from watchdog.escalation import verdicts
@@ -49,14 +48,7 @@ TOKEN = "evals-test-token"
 def close_litellm_event_loop() -> Iterator[None]:
     """litellm's synchronous calls leave an asyncio loop open in the main thread; close it."""
     yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop()
-        except RuntimeError:
-            return
-    loop.close()
-    asyncio.set_event_loop(None)
+    close_asyncio_loop()
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ on every request, scripted replies, the request log, cross-process control and t
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import os
@@ -11,13 +10,13 @@ import signal
 import subprocess
 import sys
 import threading
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import close_asyncio_loop
 from watchdog.escalation.fake_judge import (
     DEFAULT_VERDICT,
     HANG,
@@ -43,14 +42,7 @@ def close_litellm_event_loop() -> Iterator[None]:
     """litellm's synchronous calls make asyncio install an event loop in the main thread and
     never close it (a ResourceWarning at exit); close it once this module is done."""
     yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop()
-        except RuntimeError:  # none installed, or already closed by another module
-            return
-    loop.close()
-    asyncio.set_event_loop(None)
+    close_asyncio_loop()
 
 
 @pytest.fixture

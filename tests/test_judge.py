@@ -4,12 +4,10 @@ the mapping of every litellm exception to JudgeError or JudgeTransient."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import json
 import shutil
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import close_asyncio_loop
 from watchdog.config import Settings
 from watchdog.errors import JudgeError, JudgeTransient
 from watchdog.escalation import judge as judge_mod
@@ -78,14 +77,7 @@ def close_litellm_event_loop() -> Iterator[None]:
     """litellm's synchronous calls make asyncio install an event loop in the main thread and
     never close it (a ResourceWarning at exit); close it once this module is done."""
     yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            loop = asyncio.get_event_loop()
-        except RuntimeError:  # none installed, or already closed by another module
-            return
-    loop.close()
-    asyncio.set_event_loop(None)
+    close_asyncio_loop()
 
 
 @pytest.fixture(autouse=True)
