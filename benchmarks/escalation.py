@@ -448,30 +448,37 @@ class Bench:
     # -- cleanup ----------------------------------------------------------------------------
 
     def cleanup_redis(self) -> int:
-        """Delete this run's keys only: everything under the prefix, and the RQ keys that name
-        this run's queue (registries, locks), one of its jobs (jobs whose origin is the queue,
-        including the hook subprocess's, their results and executions) or one of its workers."""
-        batch = list(self.conn.scan_iter(match=self.prefix.replace("*", "\\*") + "*",
-                                         count=1000))
-        with contextlib.suppress(redis.RedisError):
-            self.q.delete(delete_jobs=True)
-        job_keys = list(self.conn.scan_iter(match="rq:job:*", count=1000))
-        pipe = self.conn.pipeline(transaction=False)
-        for key in job_keys:
-            pipe.hget(key, "origin")
-        for key, origin in zip(job_keys, pipe.execute(), strict=True):
-            if origin == self.queue_name.encode():
-                name = key.decode() if isinstance(key, bytes) else str(key)
-                self.job_ids.add(name.removeprefix("rq:job:"))
-        owned = [t.encode() for t in (self.queue_name, *self.job_ids, *self.worker_names)]
-        for key in self.conn.scan_iter(match="rq:*", count=1000):
-            raw = key if isinstance(key, bytes) else str(key).encode()
-            if any(t in raw for t in owned):
-                batch.append(key)
-        deleted = 0
-        for i in range(0, len(batch), 500):
-            deleted += int(self.conn.delete(*batch[i:i + 500]))
-        return deleted
+        return delete_run_keys(self.conn, self.q, self.prefix, self.queue_name, self.job_ids,
+                               self.worker_names)
+
+
+def delete_run_keys(conn: Any, q: Any, prefix: str, queue_name: str, job_ids: set[str],
+                    worker_names: Any) -> int:
+    """Delete one run's keys only: everything under the prefix, and the RQ keys that name the
+    run's queue (registries, locks), one of its jobs (jobs whose origin is the queue, including
+    the hook subprocesses', their results and executions) or one of its workers. Never
+    FLUSHDB. Shared by this benchmark and load.py; `job_ids` gains the jobs found."""
+    pattern = prefix.replace("[", "\\[").replace("?", "\\?").replace("*", "\\*")
+    batch = list(conn.scan_iter(match=pattern + "*", count=1000))
+    with contextlib.suppress(redis.RedisError):
+        q.delete(delete_jobs=True)
+    job_keys = list(conn.scan_iter(match="rq:job:*", count=1000))
+    pipe = conn.pipeline(transaction=False)
+    for key in job_keys:
+        pipe.hget(key, "origin")
+    for key, origin in zip(job_keys, pipe.execute(), strict=True):
+        if origin == queue_name.encode():
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            job_ids.add(name.removeprefix("rq:job:"))
+    owned = [t.encode() for t in (queue_name, *job_ids, *worker_names)]
+    for key in conn.scan_iter(match="rq:*", count=1000):
+        raw = key if isinstance(key, bytes) else str(key).encode()
+        if any(t in raw for t in owned):
+            batch.append(key)
+    deleted = 0
+    for i in range(0, len(batch), 500):
+        deleted += int(conn.delete(*batch[i:i + 500]))
+    return deleted
 
 
 # --------------------------------------------------------------------------- phases

@@ -456,27 +456,10 @@ class World:
     # -- cleanup ------------------------------------------------------------------------------
 
     def cleanup_redis(self) -> int:
-        """Delete this run's keys only: those under the prefix, and the RQ keys that name its
-        queue, one of its jobs (every job whose origin is the queue) or one of its workers."""
-        pattern = self.prefix.replace("[", "\\[").replace("?", "\\?").replace("*", "\\*")
-        batch = list(self.conn.scan_iter(match=pattern + "*", count=1000))
-        with contextlib.suppress(redis.RedisError):
-            self.q.delete(delete_jobs=True)
-        job_keys = list(self.conn.scan_iter(match="rq:job:*", count=1000))
-        pipe = self.conn.pipeline(transaction=False)
-        for key in job_keys:
-            pipe.hget(key, "origin")
-        for key, origin in zip(job_keys, pipe.execute(), strict=True):
-            if origin == self.queue_name.encode():
-                self.job_ids.add(key.decode().removeprefix("rq:job:"))
-        owned = [t.encode() for t in (self.queue_name, *self.job_ids, *self.worker_names)]
-        for key in self.conn.scan_iter(match="rq:*", count=1000):
-            if any(t in key for t in owned):
-                batch.append(key)
-        deleted = 0
-        for i in range(0, len(batch), 500):
-            deleted += int(self.conn.delete(*batch[i:i + 500]))
-        return deleted
+        """Delete this run's keys only (escalation.delete_run_keys: the prefix, and the RQ
+        keys naming its queue, jobs or workers)."""
+        return int(_esc.delete_run_keys(self.conn, self.q, self.prefix, self.queue_name,
+                                        self.job_ids, self.worker_names))
 
 
 def summary(samples: list[float]) -> dict[str, Any]:
