@@ -274,11 +274,9 @@ def evaluate(
         logs.write(settings.state_dir, "error", "policy_excluded", file=item.get("file"),
                    problems=item.get("problems"), rule_ids=item.get("rule_ids"))
     said = said + _policy_notices(event, settings, roots, manifest)
-    if said:
-        decision, warns, manifest = _evaluate_bundle(event, settings, trace, escalate, roots,
-                                                     loaded, warnings)
-        return Evaluated(_with_notices(decision, said), warns, manifest)
-    return _evaluate_bundle(event, settings, trace, escalate, roots, loaded, warnings)
+    decision, warns, manifest = _evaluate_bundle(event, settings, trace, escalate, roots,
+                                                 loaded, warnings)
+    return Evaluated(_with_notices(decision, said), warns, manifest)
 
 
 def _with_rule_ids(decision: Decision, settings: config.Settings) -> Decision:
@@ -431,13 +429,19 @@ def _escalate(event: Event, decision: Decision, manifest: dict[str, Any],
                         deliver=harness.accepts_context(event.name))
 
 
+def _describe(exc: BaseException, settings: config.Settings) -> str:
+    """The user's one line for a failure: ours say what to do; a bug points at the log."""
+    if isinstance(exc, WatchdogError):
+        return str(exc)
+    return (f"internal error ({type(exc).__name__}: {exc}). The traceback is in "
+            f"{logs.log_path(settings.state_dir)}; please report it")
+
+
 def _degraded(decision: Decision, what: str, exc: BaseException, settings: config.Settings,
               event: Event, trace: Trace) -> Decision:
     """A step after the policy decided failed: keep `decision`, say so, log it (with the
     traceback when it is a bug)."""
-    message = str(exc) if isinstance(exc, WatchdogError) else (
-        f"internal error ({type(exc).__name__}: {exc}); the traceback is in "
-        f"{logs.log_path(settings.state_dir)}, please report it")
+    message = _describe(exc, settings)
     fields: dict[str, Any] = {"message": message, "step": what, "session_id": event.session_id,
                               "hook_event": event.name, "verb": decision.verb}
     if not isinstance(exc, WatchdogError):
@@ -504,10 +508,7 @@ def _fail(
 ) -> tuple[str, int, Decision | None]:
     """Apply the fail mode to a failure; returns stdout text, exit code, decision. A policy
     that had already blocked keeps blocking, whatever the fail mode."""
-    message = str(exc) if isinstance(exc, WatchdogError) else (
-        f"internal error ({type(exc).__name__}: {exc}). The traceback is in "
-        f"{logs.log_path(settings.state_dir)}; please report it"
-    )
+    message = _describe(exc, settings)
     blocked = policy is not None and policy.blocking
     if settings.on_error == "closed" or blocked or getattr(exc, "fail_closed", False):
         reason = f"watchdog failed closed: {message}"

@@ -53,15 +53,18 @@ INSTALL_HINT = ("install watchdog so that it is on PATH for every shell "
 
 
 def pack_dir() -> Path:
-    """policies/ beside the package in a checkout; the copy shipped inside the wheel otherwise."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[1] / "policies", here.parent / "_policies"):
-        if (candidate / "claude").is_dir():
-            return candidate
-    raise ConfigError(
-        f"The default policy pack is missing (looked in {here.parents[1] / 'policies'}). "
-        "Reinstall watchdog."
-    )
+    """The shipped default pack (layout.shipped_pack: the checkout's policies/, else the copy
+    inside the wheel), or a ConfigError saying to reinstall."""
+    from watchdog.policies import layout
+
+    found = layout.shipped_pack()
+    if found is None:
+        here = Path(__file__).resolve()
+        raise ConfigError(
+            f"The default policy pack is missing (looked in {here.parents[1] / 'policies'}). "
+            "Reinstall watchdog."
+        )
+    return Path(found)
 
 
 def executable() -> str:

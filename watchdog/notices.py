@@ -9,8 +9,9 @@ O_CREAT | O_EXCL, so parallel hooks of a session show it once, with one syscall 
 from __future__ import annotations
 
 import os
-import re
 import zlib
+
+from watchdog.statefile import safe_name
 
 FOLDER = "notices"
 
@@ -18,7 +19,7 @@ FOLDER = "notices"
 def once(state_dir: str, session_id: str, key: str) -> bool:
     """True the first time this session meets `key` (and when the state dir can't be written:
     showing a notice twice beats never showing it)."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id or "no-session")[:96]
+    safe = safe_name(session_id, 96)  # leaves room for the key's digest
     digest = f"{zlib.crc32(key.encode()):08x}"  # hashlib costs imports on the hook path
     path = os.path.join(state_dir, FOLDER, f"{safe}-{digest}")
     try:

@@ -21,10 +21,14 @@ from watchdog.errors import StateError
 T = TypeVar("T", list[Any], dict[str, Any])
 
 
+def safe_name(session_id: str, limit: int = 128) -> str:
+    """A session id made safe as (part of) a file name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", session_id or "no-session")[:limit]
+
+
 def session_path(state_dir: str, folder: str, session_id: str) -> str:
     """`<state>/<folder>/<session>.json`, with the session id made safe as a file name."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id or "no-session")[:128]
-    return os.path.join(state_dir, folder, f"{safe}.json")
+    return os.path.join(state_dir, folder, f"{safe_name(session_id)}.json")
 
 
 def _state_error(exc: OSError, path: str, doing: str) -> StateError:
