@@ -8,7 +8,7 @@ Run with the project's venv:
 Both sides evaluate the same events against the same compiled bundle, in one process:
 
   harness   `watchdog.evals.runner.replay` with no judge: for every event claude.parse,
-            hook.evaluate (roots, bundle cache check, routing, Cupcake preprocessing, the
+            evaluation.evaluate (roots, bundle cache check, routing, Cupcake preprocessing, the
             regopy query, decision synthesis), then the tiers and the action class
   floor     a bare regopy loop: the bundle loaded once, then per event `set_input` with the raw
             payload and one query of the project entrypoint (the least any regopy-based
@@ -35,7 +35,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from watchdog import config, hook  # noqa: E402
+from watchdog import config, evaluation  # noqa: E402
 from watchdog.evals import inputs, runner  # noqa: E402
 from watchdog.evals.cases import Problem  # noqa: E402
 from watchdog.harnesses import claude  # noqa: E402
@@ -58,7 +58,7 @@ def _floor_setup(settings: config.Settings, payloads: list[dict[str, Any]]) -> A
     import regopy
 
     event = claude.parse(payloads[0])
-    loaded = bundle.load("claude", hook.roots_for(settings, event), settings.cache_dir)
+    loaded = bundle.load("claude", evaluation.roots_for(settings, event), settings.cache_dir)
     if loaded.bundle_path is None:
         raise SystemExit("no policy routes these events: nothing for regopy to evaluate")
     entry = loaded.manifest["entrypoints"]["project"][0]

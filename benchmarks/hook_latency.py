@@ -14,7 +14,7 @@ shuffled order so machine noise hits every series alike:
   hook cold   the hook with an emptied cache dir, so it compiles the bundle first
 
 and prints p50/p95 in ms with ratios against the floors. Then it measures in-process
-evaluations per second: `watchdog.hook.run(...)` in a loop against a raw regopy loop over the
+evaluations per second: `watchdog.pipeline.run(...)` in a loop against a raw regopy loop over the
 same events (one interpreter, bundle loaded once). Figures are reported, never asserted.
 """
 
@@ -533,10 +533,10 @@ def verdict(stdout: bytes) -> str:
 
 
 def bench_inprocess(info: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """events/s: watchdog.hook.run(...) as it is, and a raw regopy loop (the floor)."""
+    """events/s: watchdog.pipeline.run(...) as it is, and a raw regopy loop (the floor)."""
     import regopy
 
-    import watchdog.hook as hook
+    from watchdog import pipeline
 
     events: list[tuple[str, bytes]] = info["_events"]
     env, root, entry = info["_env"], info["_root"], info["entry"]
@@ -545,9 +545,9 @@ def bench_inprocess(info: dict[str, Any], seconds: float) -> dict[str, Any]:
 
     def hook_pass() -> None:
         for _, data in events:
-            result = hook.run("claude", data, env=env, policy_dir=root)
+            result = pipeline.run("claude", data, env=env, policy_dir=root)
             if result.exit_code != 0 or result.stderr:
-                raise SystemExit(f"hook.run failed: {result.stderr}")
+                raise SystemExit(f"pipeline.run failed: {result.stderr}")
 
     def raw_pass() -> None:
         for _, data in events:

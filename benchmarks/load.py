@@ -498,16 +498,17 @@ def _check_templates(world: World) -> dict[str, Any]:
     """Evaluate every template against the shipped pack in process: plain ones must not
     escalate, escalating ones must; returns each escalating template's wait flag, rubric and
     the cost of judging it (for sizing the budget)."""
-    from watchdog import hook
+    from watchdog import evaluation
     from watchdog.escalation import request, rubric
     from watchdog.harnesses import claude
+    from watchdog.trace import Trace
 
     price = prices(MODEL)
-    trace = hook.Trace(False)
+    trace = Trace(False)
     session = "template-check"
     for t, (_, name, tool, tin, extra) in enumerate(PLAIN):
         event = claude.parse(make_event(world, session, 0, name, tool, tin, extra))
-        decision = hook.evaluate(event, world.settings, trace).decision
+        decision = evaluation.evaluate(event, world.settings, trace).decision
         if decision.escalations and not decision.blocking:
             raise SystemExit(f"plain template {t} ({event.label}) escalates under "
                              f"{POLICIES}: pick another one")
@@ -516,7 +517,7 @@ def _check_templates(world: World) -> dict[str, Any]:
     manifest: dict[str, Any] = {}
     for t, (name, tool, tin, extra) in enumerate(ESCALATING):
         event = claude.parse(make_event(world, session, 0, name, tool, tin, extra, tag="x1"))
-        evaluated = hook.evaluate(event, world.settings, trace)
+        evaluated = evaluation.evaluate(event, world.settings, trace)
         decision = evaluated.decision
         if not decision.escalations or decision.blocking:
             raise SystemExit(f"escalating template {t} ({event.label}) does not escalate under "

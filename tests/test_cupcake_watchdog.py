@@ -30,8 +30,8 @@ from watchdog.decisions import EMPTY_SET
 from watchdog.errors import JudgeError, JudgeTransient
 from watchdog.escalation import cupcake_watchdog as cw
 from watchdog.escalation.fake_judge import FakeJudge, Status, Text
+from watchdog.evaluation import _cupcake_watchdog_on
 from watchdog.events import Event
-from watchdog.hook import _cupcake_watchdog_on
 
 REDIS_URL = os.environ.get("WATCHDOG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "cupcake-watchdog-test-token"

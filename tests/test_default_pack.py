@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import REPO, bash, claude_event
 
 POLICIES = REPO / "policies"
-PACK = sorted((POLICIES / "claude").glob("*.rego"))
+PACK = sorted((POLICIES / "common").glob("*.rego"))
 PUBLIC = REPO.parent / "shared" / "datasets" / "public-dev.jsonl"
 RUBRICS = {p.stem for p in (REPO / "prompts").glob("*.md") if not p.stem.startswith("_")} - {
     "README"

@@ -1,7 +1,7 @@
 """Whatever fails after the policy decided, the answer is never weaker than the policy's.
 
 Each foreign exception a dependency can raise on the hook path (redis-py, rq, the state dir's
-file system, a bug in our own code) is injected at each call site of `hook.run(..., escalate=
+file system, a bug in our own code) is injected at each call site of `pipeline.run(..., escalate=
 True)`, in a session that is owed a verdict (so delivery runs too), against a real Redis. The
 answer must keep the policy's verb (deny stays deny, halt stays halt, ask stays at least ask),
 say what failed, and never be the "not working, no decision made" fail-open answer. A
@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import PolicyRoot, claude_event, rego_policy
-from watchdog import hook, statefile
+from watchdog import pipeline, statefile
 from watchdog.escalation import pending
 
 pytest_plugins = ["redis_fixtures"]
@@ -95,8 +95,8 @@ class World:
         return claude_event("PreToolUse", tool_name="Bash", tool_use_id="t1", session_id=sid,
                             cwd="/tmp", tool_input={"command": f"echo {marker}"}), sid
 
-    def run(self, event: dict[str, Any]) -> hook.Result:
-        return hook.run("claude", json.dumps(event).encode(), env=self.env,
+    def run(self, event: dict[str, Any]) -> pipeline.Result:
+        return pipeline.run("claude", json.dumps(event).encode(), env=self.env,
                         policy_dir=str(self.root.path), escalate=True)
 
 
@@ -105,7 +105,7 @@ def world(tmp_path: Path, redis_prefix: str) -> World:
     return World(tmp_path, redis_prefix)
 
 
-def _verb(result: hook.Result) -> str:
+def _verb(result: pipeline.Result) -> str:
     assert result.decision is not None, result.stdout
     return result.decision.verb
 
@@ -215,7 +215,7 @@ ESCALATION_FAULTS = DELIVERY_FAULTS | {"garbage-int", "garbage-utf8", "pipeline-
                                        "pipeline-closed", "bug-request"}
 
 
-def _check(world: World, policy_verb: str, result: hook.Result) -> None:
+def _check(world: World, policy_verb: str, result: pipeline.Result) -> None:
     assert not result.stdout.startswith('{"systemMessage": "watchdog: not working'), result
     out = json.loads(result.stdout or "{}")
     assert RANK[_verb(result)] >= RANK[policy_verb], (policy_verb, result.stdout)

@@ -4,7 +4,7 @@ that): rulebook.yml, `# METADATA` blocks, signal outputs, judge replies and tran
 Whatever a policy author, a signal command, the judge model or a transcript hands us, the
 reader answers with a value or with a problem that names the file's line and says what to fix,
 never with a traceback (issue 9, item 6). Each bug these properties found keeps its input as an
-`@example`. The hook runs in-process (`hook.run`); where a rulebook could make it run shell
+`@example`. The hook runs in-process (`pipeline.run`); where a rulebook could make it run shell
 commands, command execution is replaced by a stub, so no fuzzed text ever reaches `sh`.
 """
 
@@ -26,7 +26,7 @@ from hypothesis import event as event_
 from hypothesis import strategies as st
 
 from tests.conftest import REPO, PolicyRoot, claude_event, rego_policy
-from watchdog import hook, logs, signals
+from watchdog import logs, pipeline, signals
 from watchdog.errors import JudgeError
 from watchdog.escalation import request
 from watchdog.escalation.verdict import MODEL_DECISIONS, Verdict, parse_verdict
@@ -250,7 +250,7 @@ def hook_env(scratch: Path) -> dict[str, str]:
             "WATCHDOG_RULE_IDS": "0"}  # the echo policy's reason is read back as JSON
 
 
-def answer_is_valid(result: hook.Result) -> None:
+def answer_is_valid(result: pipeline.Result) -> None:
     """The hook answered as Claude Code expects, and no failure was a bug or a builder crash."""
     assert not any("internal error" in line for line in result.stderr), result.stderr
     assert not any("building the policy bundle" in line for line in result.stderr), result.stderr
@@ -293,7 +293,7 @@ def test_any_rulebook_through_the_hook(text: str, tool: tuple[str, dict[str, Any
     event = claude_event(tool_name=name, tool_input=tool_input, cwd=str(root.path.parent))
     before = len(logs.read(hook_env["WATCHDOG_STATE_DIR"]))
     with mock.patch.object(signals, "_run_one", no_commands):
-        result = hook.run("claude", json.dumps(event).encode(), env=hook_env,
+        result = pipeline.run("claude", json.dumps(event).encode(), env=hook_env,
                           policy_dir=str(root.path))
     answer_is_valid(result)
     event_(f"enabled builtins: {len(rulebook.parse(text).enabled_builtins)}")
@@ -321,7 +321,7 @@ def test_a_rulebook_that_is_not_utf8_only_disables_itself(scratch: Path,
     root = echo_root(fresh_dir(scratch))
     (root.path / "rulebook.yml").write_bytes(b"builtins:\n  x: \xff\n")
     event = claude_event(tool_name="Bash", tool_input={"command": "ls"})
-    result = hook.run("claude", json.dumps(event).encode(), env=hook_env,
+    result = pipeline.run("claude", json.dumps(event).encode(), env=hook_env,
                       policy_dir=str(root.path))
     answer_is_valid(result)
 
@@ -330,7 +330,7 @@ def test_a_lone_surrogate_on_stdin(scratch: Path, hook_env: dict[str, str]) -> N
     root = echo_root(fresh_dir(scratch))
     stdin = b'{"hook_event_name": "PreToolUse", "tool_name": "Bash", ' \
             b'"tool_input": {"command": "rm \\ud800"}, "session_id": "s"}'
-    answer_is_valid(hook.run("claude", stdin, env=hook_env, policy_dir=str(root.path)))
+    answer_is_valid(pipeline.run("claude", stdin, env=hook_env, policy_dir=str(root.path)))
 
 
 # -- 2. # METADATA blocks -------------------------------------------------------------------
@@ -488,7 +488,7 @@ def test_any_signal_output_through_the_hook(out: bytes, code: int,
     root, folder = signal_root
     (folder / "sig.sh").write_text(write_signal(fresh_dir(folder), out, code, b"e"))
     event = claude_event(tool_name="Bash", tool_input={"command": "ls"}, cwd=str(folder))
-    result = hook.run("claude", json.dumps(event).encode(), env=hook_env,
+    result = pipeline.run("claude", json.dumps(event).encode(), env=hook_env,
                       policy_dir=str(root.path))
     answer_is_valid(result)
     reason = json.loads(result.stdout)["hookSpecificOutput"]["permissionDecisionReason"]

@@ -1,5 +1,5 @@
 """Property tests: whatever arrives on stdin, the hook answers with valid output and no
-traceback. Most examples run `hook.run` in-process (the same code the CLI calls); a smaller
+traceback. Most examples run `pipeline.run` in-process (the same code the CLI calls); a smaller
 set goes through the real subprocess."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import PolicyRoot, rego_policy, run_cli
-from watchdog import hook
+from watchdog import pipeline
 
 EVENTS = ["PreToolUse", "PostToolUse", "UserPromptSubmit", "Stop", "SessionStart",
           "PermissionRequest", "Notification", "PreCompact", "SubagentStop", "Whatever"]
@@ -91,7 +91,7 @@ def test_any_json_gives_valid_output(
     payload: Any, on_error: str, policy_root: PolicyRoot, user_env: dict[str, str]
 ) -> None:
     env = {**user_env, "WATCHDOG_ON_ERROR": on_error}
-    result = hook.run("claude", json.dumps(payload).encode(), env=env,
+    result = pipeline.run("claude", json.dumps(payload).encode(), env=env,
                       policy_dir=str(policy_root.path))
     assert not any("Traceback" in line for line in result.stderr)
     assert not any("internal error" in line for line in result.stderr), result.stderr
@@ -114,7 +114,7 @@ def test_any_event_through_the_real_process(
 @settings(max_examples=100, deadline=None)
 @given(data=st.binary(max_size=200))
 def test_arbitrary_bytes(data: bytes, policy_root: PolicyRoot, user_env: dict[str, str]) -> None:
-    result = hook.run("claude", data, env=user_env, policy_dir=str(policy_root.path))
+    result = pipeline.run("claude", data, env=user_env, policy_dir=str(policy_root.path))
     try:
         payload = json.loads(data.decode("utf-8-sig", errors="replace"))
     except ValueError:
@@ -125,7 +125,7 @@ def test_arbitrary_bytes(data: bytes, policy_root: PolicyRoot, user_env: dict[st
 
 def test_log_never_holds_a_traceback_for_expected_errors(user_env: dict[str, str],
                                                          policy_root: PolicyRoot) -> None:
-    hook.run("claude", b"{bad", env=user_env, policy_dir=str(policy_root.path))
+    pipeline.run("claude", b"{bad", env=user_env, policy_dir=str(policy_root.path))
     log = Path(user_env["XDG_STATE_HOME"]) / "watchdog" / "log.jsonl"
     last = json.loads(log.read_text().splitlines()[-1])
     assert last["event"] == "event_error" and "traceback" not in last

@@ -250,7 +250,7 @@ def test_always_inject_dynamic_contexts_end_to_end(
 def test_cupcake_watchdog_signal_kept_alongside(hook: Any, root: PolicyRoot) -> None:
     """Other code's input.signals entries (the Cupcake watchdog's) are added to, not lost:
     here checked on the doc builder directly."""
-    from watchdog import hook as hook_mod
+    from watchdog import evaluation as hook_mod
 
     doc = hook_mod._input_doc({"a": 1}, {}, "project", None, {"x": 1})
     doc["signals"] = {**doc["signals"], "watchdog": {"allow": True}}

@@ -83,8 +83,8 @@ def test_an_empty_root_says_so_once_per_session(env: dict[str, str], tmp_path: P
 
 def _pack_with(root: Path, extra_name: str, extra: str) -> PolicyRoot:
     policy_root = PolicyRoot(root)
-    target = root / "policies" / "claude"
-    shutil.copytree(REPO / "policies" / "claude", target, dirs_exist_ok=True)
+    target = root / "policies" / "common"
+    shutil.copytree(REPO / "policies" / "common", target, dirs_exist_ok=True)
     policy_root.add(extra_name, extra)
     return policy_root
 

@@ -3,7 +3,8 @@
     watchdog init [--dir PROJECT] [--harness claude] [--watchdog] [--force]
                   [--command CMD] [--fail-closed] [--no-check]
 
-Creates PROJECT/.watchdog/ (`policies/claude/` with the default pack, its unit tests in
+Creates PROJECT/.watchdog/ (`policies/common/` with the default pack, which serves every
+harness, an empty `policies/claude/` for the project's own policies, its unit tests in
 `tests/`, `system/` when the pack has one, and a `rulebook.yml` listing every Cupcake builtin,
 all off) and merges watchdog's hook into PROJECT/.claude/settings.json for every Claude Code
 event it answers. Running it again changes nothing: pack files that are already there are left
@@ -219,7 +220,11 @@ def install(project: str, harness: str = "claude", escalate: bool = False,
     pack = pack_dir()
     wd = root / ".watchdog"
     written: list[str] = []
-    _copy_tree(pack / harness, wd / "policies" / harness, force, {"builtins"}, written)
+    _copy_tree(pack / "common", wd / "policies" / "common", force, set(), written)
+    own = wd / "policies" / harness  # Cupcake's per-harness folder: the user's own policies
+    if not own.is_dir():
+        own.mkdir(parents=True)
+        written.append(str(own) + os.sep)
     if (pack / "system").is_dir():
         _copy_tree(pack / "system", wd / "system", force, set(), written)
     if (pack / "tests").is_dir():

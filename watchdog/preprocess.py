@@ -11,7 +11,10 @@ Write's `content` into `tool_input.new_string`. The payload is copied, never cha
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from watchdog.events import Action
 
 SHELL_TOOLS = frozenset({"Bash", "PowerShell"})
 _PATH_KEYS = ("file_path", "path", "notebook_path")
@@ -148,4 +151,15 @@ def preprocess(raw: dict[str, Any]) -> dict[str, Any]:
         tool_input["edits"] = new_edits
     if tool == "Write" and isinstance(tool_input.get("content"), str):
         tool_input["new_string"] = tool_input["content"]
+    return doc
+
+
+def action_input(action: Action, cwd: str) -> dict[str, Any]:
+    """`input.watchdog.action`: the normalized action with Cupcake's preprocessing applied to
+    it, for every harness alike (the command's whitespace collapsed, paths resolved)."""
+    doc = action.as_input()
+    if action.tool_class == "shell" and isinstance(action.command, str):
+        doc["command"] = normalize_whitespace(action.command)
+        doc["affected_parent_directories"] = affected_directories(doc["command"], cwd or "")
+    doc["resolved_paths"] = [resolve_path(p, cwd or "")[0] for p in action.paths]
     return doc

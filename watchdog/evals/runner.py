@@ -1,10 +1,10 @@
 """Replay streams of cases through the hook's own pipeline, in-process, and say what happened.
 
-    Case -> claude.parse -> hook.evaluate (the engine, one loaded bundle per policy set)
+    Case -> claude.parse -> evaluation.evaluate (the engine, one loaded bundle per policy set)
          -> [escalated?] request.build -> Judge (verdicts.judge_payload: cache, budget, model)
          -> decisions.merge_advisory -> Outcome
 
-Nothing here re-implements a decision: the policy tier is `hook.evaluate`, the payload is
+Nothing here re-implements a decision: the policy tier is `evaluation.evaluate`, the payload is
 `request.build` (redaction, cache key), the verdict comes from the judge code the workers run,
 and it is merged by `merge_advisory`, exactly as `watchdog hook --watchdog` would.
 
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from watchdog import hook
+from watchdog import evaluation
 from watchdog.config import Settings
 from watchdog.decisions import ALLOW, ASK, Decision, merge_advisory
 from watchdog.errors import WatchdogError
@@ -39,6 +39,7 @@ from watchdog.evals.cases import Case, Problem, Stream
 from watchdog.evals.judges import Judge
 from watchdog.events import Event
 from watchdog.harnesses import claude
+from watchdog.trace import Trace
 
 PolicyTier = Literal["deny", "ask", "escalate", "allow"]
 FinalTier = Literal["deny", "ask", "warn", "allow"]
@@ -127,7 +128,7 @@ class Runner:
                  progress: Callable[[int], None] | None = None) -> None:
         self.settings, self.judge, self.repeats = settings, judge, max(1, repeats)
         self.latency_s, self.progress = latency_s, progress
-        self.trace = hook.Trace(False)
+        self.trace = Trace(False)
         self.problems: list[Problem] = []
         self.outcomes: list[Outcome] = []
         self.eval_seconds = 0.0
@@ -164,9 +165,9 @@ class Runner:
     def _case(self, case: Case, owed: list[_Owed]) -> Outcome | None:
         try:
             event = claude.parse(case.payload)
-            unrooted = not hook.roots_for(self.settings, event)
+            unrooted = not evaluation.roots_for(self.settings, event)
             started = time.perf_counter()
-            decision, _, manifest = hook.evaluate(event, self.settings, self.trace,
+            decision, _, manifest = evaluation.evaluate(event, self.settings, self.trace,
                                                   self.judge is not None)
             elapsed = time.perf_counter() - started
         except WatchdogError as exc:

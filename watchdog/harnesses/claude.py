@@ -28,7 +28,8 @@ from typing import Any
 
 from watchdog.decisions import ALLOW, ASK, HALT, MODIFY, Decision, deep_merge
 from watchdog.errors import EventError
-from watchdog.events import Event
+from watchdog.events import Event, claude_action
+from watchdog.harnesses.base import Capabilities, Facts, Reply
 
 NAME = "claude"
 
@@ -78,6 +79,8 @@ def parse(payload: Any) -> Event:
         raw=payload,
         tool_name=tool if isinstance(tool, str) else None,
         tool_input=tool_input if isinstance(tool_input, dict) else None,
+        action=claude_action(name, tool if isinstance(tool, str) else None,
+                             tool_input if isinstance(tool_input, dict) else None, payload),
     )
 
 
@@ -181,3 +184,57 @@ def accepts_context(event_name: str) -> bool:
 
 def gates(event_name: str | None) -> bool:
     return event_name in GATING_EVENTS
+
+
+_FULL = Capabilities(block=True, ask=True, modify=True, context=True, user_message=True,
+                     halt=True)
+_CAPS: dict[str, Capabilities] = {
+    "PreToolUse": _FULL,
+    "PermissionRequest": _FULL._replace(context=False),
+}
+
+EVENTS: dict[str, str] = {
+    "PreToolUse": "pre_tool", "PostToolUse": "post_tool", "PostToolUseFailure": "post_tool",
+    "PostToolBatch": "post_tool", "PermissionRequest": "permission",
+    "UserPromptSubmit": "prompt", "UserPromptExpansion": "prompt",
+    "SessionStart": "session_start", "SessionEnd": "session_end", "Stop": "stop",
+    "SubagentStop": "stop", "PreCompact": "compact", "Notification": "other",
+    "SubagentStart": "other", "Setup": "other", "ConfigChange": "other", "TaskCreated": "other",
+    "PostModelSwitch": "other",
+}
+
+
+class Claude:
+    """Claude Code's command and HTTP hooks (`"type": "http"` posts the same JSON)."""
+
+    name = NAME
+    events = EVENTS
+    facts = Facts(timeout=600, timeout_unit="s", async_hooks=True, allow_overrides=True,
+                  config=".claude/settings.json (project), ~/.claude/settings.json (user)",
+                  tested_versions="2.1.197 (real CLI in tests)")
+
+    def parse(self, payload: Any) -> Event:
+        return parse(payload)
+
+    def render(self, decision: Decision, event: Event) -> Reply:
+        return Reply(dumps(render(decision, event)))
+
+    def warning(self, message: str, event: Event | None) -> Reply:
+        return Reply(dumps(warning(message)))
+
+    def capabilities(self, event_name: str) -> Capabilities:
+        if event_name in _CAPS:
+            return _CAPS[event_name]
+        return Capabilities(
+            block=event_name in BLOCK_EVENTS, context=event_name in CONTEXT_EVENTS,
+            user_message=True, halt=True, block_stop=event_name in ("Stop", "SubagentStop"),
+            ask_fallback="context",
+            modify_fallback="context" if event_name in ("UserPromptSubmit", "SessionStart")
+            else "drop",
+        )
+
+    def gates(self, event: Event) -> bool:
+        return gates(event.name)
+
+
+HARNESS = Claude()

@@ -178,6 +178,7 @@ def _collect(
     custom_evaluate = dict.fromkeys(SCOPES, False)
     packages: dict[str, set[str]] = {scope: set() for scope in SCOPES}
     routed: dict[str, list[tuple[str, metadata.Routing]]] = {scope: [] for scope in SCOPES}
+    routed_common: dict[str, list[tuple[str, metadata.Routing]]] = {s: [] for s in SCOPES}
     policies: dict[str, list[dict[str, Any]]] = {scope: [] for scope in SCOPES}
     enabled: dict[int, tuple[str, ...]] = {}
     reads_shell = dict.fromkeys(SCOPES, False)
@@ -244,7 +245,8 @@ def _collect(
             meta.package.startswith("cupcake.policies")
             or (root.scope == "global" and package.startswith("cupcake.global.policies"))
         ):
-            routed[root.scope].append((package, meta.routing))
+            common = layout.is_common(root, f.path)
+            (routed_common if common else routed)[root.scope].append((package, meta.routing))
             policies[root.scope].append(
                 {
                     "package": package,
@@ -254,12 +256,14 @@ def _collect(
                     "tools": list(meta.routing.tools),
                     "signals": list(meta.routing.signals),
                     "title": (meta.data or {}).get("title"),
+                    "common": common,
                 }
             )
     present = [s for s in SCOPES if any(r.scope == s for r in roots)]
     for scope in present:
         manifest["scopes"][scope] = {
             "index": routing.build(routed[scope]),
+            "common_index": routing.build(routed_common[scope]),
             "policies": policies[scope],
             "aggregation": "system/evaluate.rego" if custom_evaluate[scope] else "built-in",
             "reads_shell": reads_shell[scope],
@@ -362,7 +366,7 @@ def build(
     }
     modules, sources, eps = _collect(roots, files, manifest)
     manifest["modules"] = [name for name, _ in modules]
-    if not any(s["index"] for s in manifest["scopes"].values()):
+    if not any(s["index"] or s["common_index"] for s in manifest["scopes"].values()):
         manifest["build_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return manifest  # nothing can route: no bundle needed, every event is allowed
     import regopy
@@ -414,7 +418,7 @@ def main() -> int:
     """Child-process entry: job JSON on stdin, manifest JSON on stdout."""
     job = json.loads(sys.stdin.read())
     roots = [
-        layout.Root(r[0], r[1], r[2], tuple(r[3]), tuple(r[4]), r[5]) for r in job["roots"]
+        layout.Root(r[0], r[1], r[2], r[3], tuple(r[4]), tuple(r[5]), r[6]) for r in job["roots"]
     ]
     manifest = build(job["harness"], roots, job.get("bundle_dir"), job.get("only"),
                      tuple(job.get("exclude") or ()), bool(job.get("isolate", True)))

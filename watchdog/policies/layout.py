@@ -2,7 +2,10 @@
 
 A root is a Cupcake-layout folder (`.cupcake/` or `.watchdog/`: `policies/<harness>/**/*.rego`,
 `system/*.rego`, `helpers/*.rego`, `rulebook.yml`) or a flat one (`<harness>/`, `system/`,
-`helpers/`, `rulebook.yml` directly inside, as in this repo's `policies/`). Project roots are
+`helpers/`, `rulebook.yml` directly inside, as in this repo's `policies/`). Beside Cupcake's
+per-harness folders, `common/` (our addition; Cupcake never reads it) holds policies for every
+harness: they route on the normalized event and tool names (`input.watchdog.action`), so one
+pack serves Claude Code, Cursor, Factory and OpenCode alike. Project roots are
 found from `--policy-dir` or by walking up from the event's `cwd`; global roots are
 `~/.config/watchdog/` and `~/.config/cupcake/`, evaluated first with Cupcake's global rules.
 
@@ -19,6 +22,7 @@ from watchdog import __version__
 from watchdog.errors import PolicyError
 
 PROJECT_DIRS = (".watchdog", ".cupcake")
+COMMON = "common"
 RULEBOOK = "rulebook.yml"
 
 
@@ -28,6 +32,7 @@ class Root(NamedTuple):
     path: str
     scope: str  # "project" or "global"
     harness_dir: str  # policies/<harness>, may not exist
+    common_dir: str  # policies/common: every harness, routed on normalized names; may not exist
     system_dirs: tuple[str, ...]
     helper_dirs: tuple[str, ...]
     rulebook: str
@@ -46,6 +51,7 @@ def _root(path: str, scope: str, harness: str, flat: bool) -> Root:
         path=path,
         scope=scope,
         harness_dir=os.path.join(base, harness),
+        common_dir=os.path.join(base, COMMON),
         system_dirs=(os.path.join(path, "system"),),
         helper_dirs=(os.path.join(path, "helpers"),)
         + (() if flat else (os.path.join(path, "policies", "helpers"),)),
@@ -85,10 +91,11 @@ def find_project_root(cwd: str, harness: str) -> Root | None:
 
 
 def global_roots(dirs: list[str], harness: str) -> list[Root]:
-    """Global roots that hold policies for this harness (`<dir>/policies/<harness>/`)."""
+    """Global roots that hold policies for this harness (`<dir>/policies/<harness>/` or
+    `<dir>/policies/common/`)."""
     roots = []
     for d in dirs:
-        if d and os.path.isdir(os.path.join(d, "policies", harness)):
+        if d and any(os.path.isdir(os.path.join(d, "policies", sub)) for sub in (harness, COMMON)):
             roots.append(_root(d, "global", harness, flat=False))
     return roots
 
@@ -100,7 +107,7 @@ def shipped_pack() -> str | None:
     package = os.path.dirname(here)
     for candidate in (os.path.join(os.path.dirname(package), "policies"),
                       os.path.join(package, "_policies")):
-        if os.path.isdir(os.path.join(candidate, "claude")):
+        if os.path.isdir(os.path.join(candidate, COMMON)):
             return candidate
     return None
 
@@ -108,7 +115,7 @@ def shipped_pack() -> str | None:
 def default_root(harness: str) -> Root | None:
     """The shipped pack as a (flat) project root, for events with no policy root anywhere."""
     pack = shipped_pack()
-    if pack is None or not os.path.isdir(os.path.join(pack, harness)):
+    if pack is None:
         return None
     return _root(pack, "project", harness, flat=True)
 
@@ -126,6 +133,11 @@ def discover(
         if found is not None:
             roots.append(found)
     return roots
+
+
+def is_common(root: Root, path: str) -> bool:
+    """Is this policy file in the root's `common/` folder (routed on normalized names)?"""
+    return path.startswith(root.common_dir + os.sep)
 
 
 def _walk_rego(top: str, root: int, kind: str, out: list[PolicyFile], recursive: bool) -> None:
@@ -152,6 +164,7 @@ def list_files(roots: list[Root]) -> list[PolicyFile]:
     out: list[PolicyFile] = []
     for i, root in enumerate(roots):
         _walk_rego(root.harness_dir, i, "policy", out, recursive=True)
+        _walk_rego(root.common_dir, i, "policy", out, recursive=True)
         for d in root.system_dirs:
             _walk_rego(d, i, "system", out, recursive=False)
         for d in root.helper_dirs:

@@ -121,11 +121,27 @@ def policy_modules(harness: str, root: Any) -> list[tuple[str, str]]:
     return modules
 
 
-def _evaluate(interp: Any, case: TestCase) -> TestResult:
+def test_input(harness: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The hook's input for a test's payload: Cupcake's preprocessing and, when the harness
+    can read the payload, `input.watchdog.action` (merged over any `watchdog` it gives)."""
+    from watchdog import evaluation, harnesses
+    from watchdog.errors import EventError
+    from watchdog.preprocess import preprocess
+
+    try:
+        event = harnesses.get(harness).parse(payload)
+    except EventError:
+        return preprocess(payload)
+    base, action = evaluation.base_input(event)
+    given = payload.get("watchdog")
+    base["watchdog"] = {**(given if isinstance(given, dict) else {}), "action": action}
+    return base
+
+
+def _evaluate(interp: Any, case: TestCase, harness: str) -> TestResult:
     import json
 
     from watchdog.policies.engine import QuietStdout, error_messages
-    from watchdog.preprocess import preprocess
 
     try:
         with QuietStdout():
@@ -137,7 +153,7 @@ def _evaluate(interp: Any, case: TestCase) -> TestResult:
             payload = json.loads(given_text)["expressions"][0]
             if not isinstance(payload, dict):
                 return TestResult(case, False, f"input_{case.name[5:]} is not an object")
-            interp.set_input_term(json.dumps(preprocess(payload)))
+            interp.set_input_term(json.dumps(test_input(harness, payload)))
         with QuietStdout():
             out = interp.query(case.ref)
         if not out.ok():
@@ -196,7 +212,7 @@ def run(harness: str, policy_dir: str | None, cwd: str | None = None) -> list[Te
                 f"{os.path.relpath(path)}: does not compile: {' '.join(first[:3])[:300]}. "
                 "Run 'watchdog verify' for the policies' own errors."
             ) from exc
-    return [_evaluate(interp, case) for case in cases]
+    return [_evaluate(interp, case, harness) for case in cases]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,6 +102,11 @@ def inspect(harness: str, policy_dir: str | None, as_json: bool) -> int:
         print(f"{scope} routing index:")
         for key, packages in sorted(info["index"].items()):
             print(f"  {key} -> {', '.join(packages)}")
+        common = info.get("common_index", {})
+        if common:
+            print(f"{scope} routing index of common/ (normalized event and tool names):")
+            for key, packages in sorted(common.items()):
+                print(f"  {key} -> {', '.join(packages)}")
     for line in manifest.get("problems", []):
         print(f"skipped: {_rel(line)}")
     return 0

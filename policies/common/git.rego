@@ -25,7 +25,7 @@ shared_branch(s) if regex.match(`(\s|:|\+|/)(main|master|trunk|develop|developme
 names_branch(s) if count([w | some w in shell.words(s); not startswith(w, "-")]) >= 4
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	some s in pushes
 	forced(s)
 	shared_branch(s)
@@ -37,7 +37,7 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	some s in pushes
 	regex.match(`\s(:|--delete\s+|-d\s+)(refs/heads/)?(main|master|trunk|develop|production)(\s|$)`, s)
 	decision := {
@@ -48,7 +48,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	some s in pushes
 	forced(s)
 	not shared_branch(s)
@@ -84,7 +84,7 @@ discard_patterns := [
 ]
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	some p in discard_patterns
 	regex.match(p.re, shell.text)
 	not regex.match(`\bgit\s+clean\s+(-\S+\s+)*-[a-zA-Z]*[n][a-zA-Z]*\b|--dry-run`, shell.text)
@@ -106,7 +106,7 @@ only_ignored_clean if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\bgit\s+(commit|push|merge|rebase|am)\b[^;&|]*\s--no-verify\b|\bgit\s+(-c\s+\S+\s+)*config\s[^;&|]*core\.hookspath|\bhusky=0\b`, shell.ltext)
 	decision := {
 		"rule_id": "WD-GIT-SKIP-CHECKS",
@@ -118,7 +118,7 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\bgit\s+remote\s+(add|set-url)\b|\bgit\s+push\s+(-\S+\s+)*(https?://|git@|ssh://)|\bgit\s+push\s[^;&|]*\s--(all|mirror)\b`, shell.text)
 	decision := {
 		"rule_id": "WD-GIT-NEW-REMOTE",
@@ -130,7 +130,7 @@ escalate contains decision if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\b(gh|glab)\s+repo\s+delete\b|\b(gh|glab)\s+api\s[^;&|]*(-X\s*DELETE|--method\s+DELETE)[^;&|]*/(protection|protected_branches)\b|\b(gh|glab)\s+api\s[^;&|]*/(protection|protected_branches)[^;&|]*(-X\s*DELETE|--method\s+DELETE)`, shell.text)
 	decision := {
 		"rule_id": "WD-FORGE-DESTROY",
@@ -140,7 +140,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\bgh\s+pr\s+merge\s[^;&|]*--admin\b|\bgh\s+workflow\s+disable\b|\b(gh|glab)\s+(secret|variable)\s+(set|delete|remove)\b|\bcircleci\s+context\s+(remove-secret|delete)\b|\bgh\s+api\s[^;&|]*(collaborators|permissions|rulesets|hooks)\b[^;&|]*(-X\s*(PUT|POST|DELETE|PATCH)|permission=)`, shell.text)
 	decision := {
 		"rule_id": "WD-FORGE-CONTROLS",

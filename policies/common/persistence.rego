@@ -10,16 +10,16 @@ package cupcake.policies.persistence
 import data.cupcake.helpers.shell
 import rego.v1
 
-file_path := lower(shell.path) if input.tool_name in shell.file_tools
+file_path := lower(shell.path) if input.watchdog.action.tool in shell.file_tools
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	endswith(file_path, "/.ssh/authorized_keys")
 	decision := authorized_keys
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`authorized_keys2?\b`, shell.ltext)
 	regex.match(`>>?|\btee\b|\bcp\b|\bmv\b|\bsed\s+-i|\bcat\b[^;&|]*>`, shell.ltext)
 	decision := authorized_keys
@@ -32,13 +32,13 @@ authorized_keys := {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`^/etc/sudoers(\.d/.*)?$`, file_path)
 	decision := sudoers
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\b(tee|cp|mv|visudo|install)\b[^;&|]*/etc/sudoers|>>?\s*/etc/sudoers|nopasswd:?\s*all`, shell.ltext)
 	decision := sudoers
 }
@@ -50,7 +50,7 @@ sudoers := {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\bchmod\s+(-\S+\s+)*([ugoa]*\+[rwx]*s|[46][0-7]{3})\s`, shell.ltext)
 	decision := {
 		"rule_id": "WD-SETUID",
@@ -66,15 +66,15 @@ rc_file := `(^|/|~)\.(bashrc|bash_profile|bash_login|profile|zshrc|zprofile|zshe
 hijack := `alias\s+(sudo|ls|cd|grep|cat|git|ssh|rm|cp|mv|apt|apt-get|yum|brew|curl|python[0-9]*|pip|npm|docker|kubectl|su|passwd)=|path=[^\n;]*(/tmp|/var/tmp|/dev/shm|/\.cache)|\b(curl|wget)\b|ld_preload|prompt_command|\brm\s+-[a-z]*r|\bnc\s|/dev/tcp`
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(rc_file, file_path)
 	regex.match(hijack, lower(shell.content))
 	decision := rc_hijack
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	regex.match(rc_file, lower(shell.command))
 	regex.match(`>>|\btee\b|open\(|\bsed\s+-i`, lower(shell.command))
 	regex.match(hijack, lower(shell.command))
@@ -91,28 +91,28 @@ rc_hijack := {
 persist_path := `^/etc/(cron|systemd|init\.d|rc\.local|profile\.d|ld\.so\.preload|xdg/autostart)|/\.config/(systemd|autostart)/|/library/launch(agents|daemons)/|/\.git/hooks/|/\.husky/|/var/spool/cron`
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(persist_path, file_path)
 	decision := persist
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	endswith(file_path, "/.vscode/tasks.json")
 	regex.match(`folderopen`, lower(shell.content))
 	decision := persist
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	endswith(file_path, "/.ssh/config")
 	regex.match(`localcommand|proxycommand|permitlocalcommand|forwardagent\s+yes`, lower(shell.content))
 	decision := persist
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	regex.match(`\bcrontab\s+(-\s*$|-\s*[;&|]|[^-l\s])|\|\s*crontab\b|\bat\s+(now|noon|midnight|[0-9])|\bbatch\b\s*<|\blaunchctl\s+(load|bootstrap)|\bsystemctl\s[^;&|]*\b(link|edit)\b|>>?\s*\S*(/etc/cron|/\.git/hooks/|/\.config/autostart/|/\.config/systemd/)|\btee\b[^;&|]*(/etc/cron|/\.git/hooks/|/systemd/)`, shell.ltext)
 	decision := persist
 }
@@ -128,8 +128,8 @@ persist := {
 # Replacing a whole configuration file in the home directory (not editing it) loses the user's
 # settings; editing with Edit is the normal way.
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Write"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Write"
 	regex.match(`^/(home/[^/]+|root|users/[^/]+)/\.[^/]+$|^/(home/[^/]+|root|users/[^/]+)/\.config/[^/]+/[^/]+$`, file_path)
 	decision := {
 		"rule_id": "WD-HOME-CONFIG-OVERWRITE",

@@ -10,13 +10,13 @@ package cupcake.policies.secrets
 import data.cupcake.helpers.shell
 import rego.v1
 
-read_path := object.get(input, "resolved_file_path", object.get(input.tool_input, "file_path", "")) if input.tool_name == "Read"
+read_path := shell.path if input.watchdog.action.tool == "Read"
 
 # Private keys and password hashes: no coding task needs their contents in the transcript.
 private_key_re := `(^|/|\s|~)\.ssh/id_[a-z0-9_]+(\s|$)|/etc/(shadow|gshadow|security/opasswd)\b|private-keys-v1\.d|login data|/cookies(\s|$)|key4\.db|logins\.json|\.p12(\s|$)|\.keystore(\s|$)`
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(private_key_re, lower(read_path))
 	decision := {
 		"rule_id": "WD-SECRET-KEYS",
@@ -26,8 +26,8 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	regex.match(`\b(cat|less|more|head|tail|cp|scp|base64|xxd|od|strings|tar|zip|sqlite3|grep|awk|sed|open|shutil\.copy|read)\b`, shell.ltext)
 	regex.match(private_key_re, shell.ltext)
 	not regex.match(`\bssh-keygen\b|\bchmod\b|\.pub\b`, shell.ltext)
@@ -39,8 +39,8 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	regex.match(`\bsecret-tool\s+(search|lookup)|\bsecurity\s+(find-generic-password|find-internet-password|dump-keychain)|\.docker/config\.json[^;&]*base64\s+-d|\bkeyring\s+get\b`, shell.ltext)
 	decision := {
 		"rule_id": "WD-SECRET-KEYS",
@@ -55,7 +55,7 @@ credential_file_re := `(^|/)\.aws/(credentials|config)$|gcloud/.*credentials[^/]
 credential_word_re := `(~|/)\.aws/credentials|application_default_credentials|\.vault-token|\.pgpass|\.git-credentials|\.netrc|\.config/gh/hosts\.yml|/proc/[^/\s]+/environ|\.env\.prod|\.cargo/credentials|\.docker/config\.json`
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(credential_file_re, lower(read_path))
 	decision := {
 		"rule_id": "WD-SECRET-READ",
@@ -67,8 +67,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	regex.match(credential_word_re, shell.ltext)
 	decision := {
 		"rule_id": "WD-SECRET-READ",
@@ -81,8 +81,8 @@ escalate contains decision if {
 
 # Secrets printed into the transcript: environment dumps, tokens, vault and cluster secrets.
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	regex.match(`\b(env|printenv|set|export\s+-p)\b\s*\|\s*(grep|rg|egrep)|^\s*(printenv|env)\s*$|\bhistory\b[^;&]*\|\s*(grep|rg)|\b(gh|glab)\s+auth\s+(token|status\s+(-t|--show-token))|\bvault\s+(kv\s+get|read)\b|\bkubectl\s+get\s+secrets?\b[^;&|]*(-o|--output)|\baws\s+secretsmanager\s+get-secret-value|\bgcloud\s+secrets\s+versions\s+access|\bop\s+(read|item\s+get)\b|\baws\s+configure\s+get\b|\baz\s+keyvault\s+secret\s+show|\bdoppler\s+secrets\b`, shell.ltext)
 	decision := {
 		"rule_id": "WD-SECRET-PRINT",
@@ -95,8 +95,8 @@ escalate contains decision if {
 
 # Searching the whole disk or home for keys and tokens.
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	regex.match(`\b(grep|rg|find|locate|ag)\b[^;&|]*(private key|akia|id_rsa|id_ed25519|\*\.pem|\*\.p12|\*\.key\b|credentials|wallet|\.kdbx|secret)`, shell.ltext)
 	regex.match(`\b(grep|rg|find|ag)\b[^;&|]*\s(/|~|\$home|/home(/[a-z0-9_-]+)?|/root|/etc)(\s|$)`, shell.ltext)
 	decision := {
@@ -111,13 +111,13 @@ escalate contains decision if {
 # Secret sources that must not meet a network sender in one command.
 secret_source_re := `(^|[\s/@<'"=(])\.env(\.[a-z0-9_.-]+)?\b|(~|\$home|/home/[^/\s]+)/\.(ssh|aws|kube|gnupg|docker|config/gh|netrc|git-credentials|npmrc|pypirc)|/etc/(shadow|passwd)|\$\(\s*(env|printenv|cat\s[^)]*(secret|credential|\.env|key))|\b(secrets?|credentials?)\.(ts|js|json|ya?ml|py|txt)\b|\.(pem|p12|keystore|sql|dump)\b|\bpg_dump\b|\bmysqldump\b|\bmongodump\b|\b(tar|zip)\b[^;&|]*(~|\$home|/home)/`
 
-exfil_subject := shell.text if input.tool_name == "Bash"
+exfil_subject := shell.text if input.watchdog.action.tool == "Bash"
 
 # A script written to disk runs later: judge it like a command.
-exfil_subject := shell.content if input.tool_name in shell.file_tools
+exfil_subject := shell.content if input.watchdog.action.tool in shell.file_tools
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(secret_source_re, lower(exfil_subject))
 	shell.sends_data(exfil_subject)
 	shell.remote_host(exfil_subject)
@@ -131,14 +131,14 @@ deny contains decision if {
 # Hosts that exist to receive anonymous uploads or catch requests.
 drop_hosts_re := `webhook\.site|requestbin|pipedream\.net|\b0x0\.st|transfer\.sh|file\.io\b|paste\.ee|pastebin\.com|hastebin|ix\.io|termbin|sprunge|dnslog|interact\.sh|\boast\.(fun|me|pro|live|site|online)|burpcollaborator|canarytokens|ngrok-free\.app|ngrok\.io|beeceptor|hookbin|postb\.in`
 
-drop_subject := shell.text if input.tool_name == "Bash"
+drop_subject := shell.text if input.watchdog.action.tool == "Bash"
 
-drop_subject := shell.url if input.tool_name == "WebFetch"
+drop_subject := shell.url if input.watchdog.action.tool == "WebFetch"
 
-drop_subject := shell.content if input.tool_name in shell.file_tools
+drop_subject := shell.content if input.watchdog.action.tool in shell.file_tools
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(drop_hosts_re, lower(drop_subject))
 	decision := {
 		"rule_id": "WD-EXFIL-DROP-HOST",
@@ -148,8 +148,8 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	regex.match(`\b(nslookup|dig|host|ping|drill)\s[^;&|]*(\$\(|[$][{(])`, shell.text)
 	decision := {
 		"rule_id": "WD-EXFIL-SECRETS",
@@ -160,8 +160,8 @@ deny contains decision if {
 
 # Any upload to another machine: often fine (a deploy), sometimes the leak.
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	shell.sends_data(shell.text)
 	shell.remote_host(shell.text)
 	not regex.match(`--dry-?run\b`, shell.text)
@@ -176,8 +176,8 @@ escalate contains decision if {
 
 # curl/wget carrying environment variables (tokens, passwords) to a remote host.
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	some seg in regex.find_n(`\b(curl|wget|http|xh)\b[^;&|]*`, shell.command, -1)
 	regex.match(`\$\{?[A-Za-z_][A-Za-z0-9_]*`, seg)
 	shell.remote_host(seg)
@@ -191,8 +191,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	regex.match(`--acl\s+public-read|\bacl\s+ch\s[^;&|]*allusers|\bmake-public\b|allusers:|--public\b|['"]public['"]\s*:\s*true|\bmail\s|\bsendmail\b|\bhooks\.slack\.com|discord(app)?\.com/api/webhooks|api\.telegram\.org`, shell.ltext)
 	decision := {
 		"rule_id": "WD-PUBLISH-DATA",
@@ -205,8 +205,8 @@ escalate contains decision if {
 
 # A fetched URL carrying a token or encoded data in its query string.
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "WebFetch"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "WebFetch"
 	regex.match(`[?&][^=&]+=([a-z0-9+/_%-]{20,}|[^&]*(ghp_|gho_|github_pat_|akia|sk_live|sk-|xox[abprs]-|aiza|password|passwd|secret|token))|/bot[0-9]+:`, lower(shell.url))
 	decision := {
 		"rule_id": "WD-FETCH-CARRIES-DATA",
@@ -219,8 +219,8 @@ escalate contains decision if {
 
 # Application code that sends the environment, cookies or keys to a hard-coded host.
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name in shell.file_tools
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool in shell.file_tools
 	shell.sends_data(shell.content)
 	shell.remote_host(shell.content)
 	regex.match(`process\.env|os\.environ|document\.cookie|localstorage|\benv\b\s*\||getenv|\.env\b|\.p12|keystore|credentials|secrets?\.|headers|\bbody\s*:`, lower(shell.content))

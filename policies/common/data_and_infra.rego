@@ -30,7 +30,7 @@ data_change if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	data_change
 	shell.production(cmd)
 	decision := {
@@ -41,7 +41,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	data_change
 	not shell.production(cmd)
 	not test_db
@@ -66,7 +66,7 @@ infra_change if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	infra_change
 	shell.production(cmd)
 	decision := {
@@ -77,7 +77,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	infra_change
 	not shell.production(cmd)
 	decision := {
@@ -91,8 +91,8 @@ escalate contains decision if {
 
 # Any other change aimed at production: applies, deploys, rollouts, copies out of it.
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	shell.production(cmd)
 	regex.match(`\b(kubectl|helm|terraform|pulumi|gcloud|aws|az|dbt|ansible-playbook|flyctl|heroku|psql|mysql|mongosh|redis-cli)\b[^;&|]*\s(apply|scale|rollout|patch|set|edit|cp|exec|upgrade|install|deploy|run|migrate|alter|insert|update|delete|create|replace|annotate|label|taint|import)\b`, cmd)
 	not regex.match(`--dry-?run\b|\bterraform\s+plan\b|\s(get|describe|logs|show|list|select)\s`, cmd)
@@ -110,8 +110,8 @@ escalate contains decision if {
 # Config that removes protections or exposes data: open ingress, public buckets, no deletion
 # protection, local state for shared infrastructure, a production database URL in a dev file.
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name in shell.file_tools
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool in shell.file_tools
 	regex.match(`0\.0\.0\.0/0|::/0|deletion_protection\s*=\s*false|prevent_destroy\s*=\s*false|skip_final_snapshot\s*=\s*true|publicly_accessible\s*=\s*true|block_public_(acls|policy)\s*=\s*false|acl\s*=\s*['"]public-read|backend\s+['"]local['"]|force_destroy\s*=\s*true|['"]principal['"]\s*:\s*['"]\*['"]`, lower(shell.content))
 	decision := {
 		"rule_id": "WD-INFRA-CONFIG",
@@ -123,8 +123,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name in shell.file_tools
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool in shell.file_tools
 	some url in regex.find_n(`\b(postgres(ql)?|mysql|mongodb(\+srv)?|redis|amqp)://\S*`, lower(shell.content), -1)
 	shell.production(url)
 	not shell.production(shell.path)
@@ -138,8 +138,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name in shell.file_tools
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool in shell.file_tools
 	regex.match(`(^|/)(migrations?|alembic|versions|db/migrate)/`, lower(shell.path))
 	regex.match(`drop_column|drop_table|drop\s+(column|table)|remove_column|droptable|dropcolumn|\.dropcolumn\(|alter_column[^\n]*nullable`, lower(shell.content))
 	decision := {
@@ -153,8 +153,8 @@ escalate contains decision if {
 
 # Production configuration files: their edits deploy to production.
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name in shell.file_tools
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool in shell.file_tools
 	shell.production(regex.replace(lower(shell.path), `^.*/(home|users)/[^/]+/`, ""))
 	regex.match(`\.(tf|tfvars|hcl|ya?ml|json|toml|ini|conf|properties)$|(^|/)\.env[^/]*$`, lower(shell.path))
 	decision := {

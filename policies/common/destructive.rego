@@ -81,7 +81,7 @@ artifact(p) if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	some p in ((targets | program_targets) | shred_targets) | find_targets
 	vital(p)
 	decision := {
@@ -95,7 +95,7 @@ deny contains decision if {
 system_file(p) if regex.match(`^(/(etc|usr|bin|sbin|boot|lib|lib64|root)/|/var/log/|/var/lib/)`, lower(p))
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`(\brm\s|\bunlink\b|os\.remove|os\.unlink|\bshred\s|\btruncate\s|(^|[;&|\s]):\s*>|^\s*>|\bhistory\s+-c\b)`, shell.text)
 	some p in shell.words(shell.text)
 	system_file(p)
@@ -107,7 +107,7 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\bhistory\s+-c\b|\bunset\s+histfile\b|histsize=0`, shell.ltext)
 	decision := {
 		"rule_id": "WD-DELETE-SYSTEM",
@@ -117,7 +117,7 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\b(cp|scp|mv|install|tee|dd)\b[^;&|]*(^|[\s:=])/etc/(passwd|shadow|group|gshadow|sudoers)\b|open\(\s*['"]?/etc/(passwd|shadow|group|gshadow|sudoers)['"]?\s*,\s*['"]?[aw+]|>\s*/etc/(passwd|shadow|group|gshadow)\b`, shell.text)
 	decision := {
 		"rule_id": "WD-DELETE-SYSTEM",
@@ -127,7 +127,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	some p in (targets | program_targets) | find_targets
 	outside_project(p)
 	not vital(p)
@@ -143,7 +143,7 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	some p in targets | find_targets
 	not outside_project(p)
 	not artifact(p)
@@ -159,7 +159,7 @@ escalate contains decision if {
 
 # Raw disks: formatting or writing a block device destroys everything on it.
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\bmkfs(\.\w+)?\s|\bwipefs\s|\b(fdisk|sfdisk|parted|sgdisk|gdisk)\s[^;&|]*/dev/|\bdd\s[^;&|]*\bof=/dev/(sd|hd|vd|xvd|nvme|disk|mmcblk|md|dm-|mapper)|>\s*/dev/(sd|nvme|disk)`, shell.text)
 	decision := {
 		"rule_id": "WD-DISK-WRITE",

@@ -10,7 +10,7 @@ package cupcake.policies.supply_chain
 import data.cupcake.helpers.shell
 import rego.v1
 
-file_path := lower(shell.path) if input.tool_name in shell.file_tools
+file_path := lower(shell.path) if input.watchdog.action.tool in shell.file_tools
 
 body := lower(shell.content)
 
@@ -20,10 +20,10 @@ known_index(h) if regex.match(`^(registry\.npmjs\.org|registry\.yarnpkg\.com|npm
 # Setting where every later install comes from.
 registry_setting := `\b(npm|yarn|pnpm)\s+config\s+set\s+[^;&|]*registry|\bpip[0-9]?\s+config\s+set\b|\b(go\s+env\s+-w\s+)?goproxy=|\bgonosumdb=|\bgoflags=[^;&|]*-insecure|\bgoinsecure=|\bgonosumcheck|\bgosumdb=off|\bpip_(extra_)?index_url=|--(extra-)?index-url[= ]|\bregistry\s*=|index-url\s*=|strict-ssl\s*=?\s*false|--trusted-host|npm_config_registry`
 
-registry_subject := shell.ltext if input.tool_name == "Bash"
+registry_subject := shell.ltext if input.watchdog.action.tool == "Bash"
 
 registry_subject := body if {
-	input.tool_name in shell.file_tools
+	input.watchdog.action.tool in shell.file_tools
 	regex.match(`(^|/)(\.npmrc|\.yarnrc(\.yml)?|pip\.conf|pip\.ini|\.pypirc|\.condarc|settings\.xml|\.cargo/config(\.toml)?|go\.env|requirements[^/]*\.txt)$`, file_path)
 }
 
@@ -36,7 +36,7 @@ unknown_index(s) if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(registry_setting, registry_subject)
 	unsafe_index(registry_subject)
 	decision := {
@@ -47,7 +47,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(registry_setting, registry_subject)
 	not unsafe_index(registry_subject)
 	unknown_index(registry_subject)
@@ -62,7 +62,7 @@ escalate contains decision if {
 
 # Publicly reported compromised releases (malicious code shipped under a real package name).
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\bevent-stream@3\.3\.6\b|\bflatmap-stream\b|\bua-parser-js@(0\.7\.29|0\.8\.0|1\.0\.0)\b|\bcoa@2\.0\.3\b|\brc@1\.2\.9\b|\bcolors@1\.4\.(1|2)\b|\bfaker@6\.6\.6\b|\bnode-ipc@(10\.1\.[12]|11\.0\.0)\b|\bctx==0\.2\.6\b|\bxz-utils[^;&|]*5\.6\.[01]\b|\bultralytics==8\.3\.4[12]\b`, concat(" ", [shell.ltext, body]))
 	decision := {
 		"rule_id": "WD-KNOWN-COMPROMISED",
@@ -109,7 +109,7 @@ named_packages(seg) := [w |
 ]
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	some seg in install_segments
 	pkgs := named_packages(seg)
 	count(pkgs) > 0
@@ -123,7 +123,7 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\b(npx|pnpx|bunx)\s+(-y\s+|--yes\s+)?[^\s]+@(latest|next|\*)\b|\b(npx|pnpx)\s+(-y|--yes)\s|\bpnpm\s+dlx\b|\bpip[0-9]?\s+install(\s[^;&|]*)?\s(-r\s+https?://|--requirement[= ]https?://|git\+|https?://\S+\.(whl|tar\.gz|tgz|zip)\b|https?://\S+/(archive|tarball)/)|\b(npm|yarn|pnpm)\s+(install|add|i)\s[^;&|]*(https?://|git\+|github:)`, shell.ltext)
 	decision := {
 		"rule_id": "WD-NEW-DEPENDENCY",
@@ -137,7 +137,7 @@ escalate contains decision if {
 manifest := `(^|/)(package\.json|requirements[^/]*\.txt|pyproject\.toml|setup\.py|setup\.cfg|pipfile|cargo\.toml|go\.mod|gemfile|build\.gradle(\.kts)?|pom\.xml|composer\.json|dockerfile[^/]*|containerfile)$`
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(manifest, file_path)
 	regex.match(`\bgit\s*=\s*['"]https?://|@\s*(https?|git\+[a-z]+)://|['"](https?|git\+[a-z]+)://[^'"]+\.(tgz|tar\.gz|whl|zip)['"]|\bgit\+https?://|['"](pre|post)?install['"]\s*:|['"]prepare['"]\s*:|^\s*from\s+[a-z0-9.-]+\.[a-z]{2,}(:[0-9]+)?/`, body)
 	decision := {
@@ -150,7 +150,7 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`\b(npm|yarn|pnpm)\s+publish\b|\bcargo\s+publish\b|\btwine\s+upload\b|\b(poetry|pdm|uv|flit|hatch)\s+publish\b|\bgem\s+push\b|gradlew?\s+[^;&|]*\bpublish|\bmvn\s+[^;&|]*\bdeploy\b|\bdocker\s+push\b|\bgh\s+release\s+create\b|\bvsce\s+publish\b`, shell.ltext)
 	decision := {
 		"rule_id": "WD-PUBLISH",

@@ -11,9 +11,9 @@ import data.cupcake.helpers.shell
 import rego.v1
 
 # What runs: a command, or the content of a file written (a git hook, a unit, a package.json).
-subject := shell.text if input.tool_name == "Bash"
+subject := shell.text if input.watchdog.action.tool == "Bash"
 
-subject := shell.content if input.tool_name in shell.file_tools
+subject := shell.content if input.watchdog.action.tool in shell.file_tools
 
 downloads := `\b(curl|wget|iwr|irm|invoke-webrequest|invoke-restmethod|fetch|aria2c)\b|https?\.get\(|https?\s*\)\.get\(|urlopen\(|requests\.get\(`
 
@@ -53,7 +53,7 @@ all_hosts_known(s) if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	runs_download(subject)
 	not all_hosts_known(subject)
 	decision := {
@@ -64,7 +64,7 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`base64\s+(-d|--decode|-D)\b[^;&]*\|\s*(sudo\s+)?((ba|z|da)?sh|python[0-9.]*|perl|node|ruby)\b|\bexec\(\s*(base64\.b64decode|codecs\.decode|zlib\.decompress|bytes\.fromhex)|\beval\(\s*(atob|buffer\.from)\(|frombase64string|\bexec\(\s*(urllib\.request\.urlopen|requests\.get)\(|\beval\(\s*(await\s+)?fetch\(`, lower(subject))
 	decision := {
 		"rule_id": "WD-HIDDEN-CODE",
@@ -74,7 +74,7 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.hook_event_name == "PreToolUse"
+	input.watchdog.action.event == "PreToolUse"
 	regex.match(`/dev/(tcp|udp)/|\b(nc|ncat|netcat)\b[^;&|]*\s-[a-z]*[ec]\s|\bsocat\b[^;&|]*exec:|fsockopen\(|pty\.spawn\(|\bmkfifo\b[^;&]*\b(nc|ncat|netcat)\b|socket\.socket\([\s\S]*(subprocess|os\.dup2|/bin/(ba)?sh)|child_process[\s\S]*\bnet\.socket|new\s+net\.socket[\s\S]*(spawn|exec)\(`, lower(subject))
 	decision := {
 		"rule_id": "WD-REVERSE-SHELL",
@@ -84,8 +84,8 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	regex.match(`\bssh\s[^;&|]*\s-[a-zA-Z]*R\s*\S|\bngrok\s+(tcp|tls)\b|\b(serveo\.net|localhost\.run|pinggy\.io|localtunnel|bore\.pub)\b|\bcloudflared\s+tunnel\b|\bchisel\b`, shell.text)
 	decision := {
 		"rule_id": "WD-TUNNEL",
@@ -104,8 +104,8 @@ inline_program if regex.match(`\b(python[0-9.]*|perl|ruby|node|php|deno|bun)\s+(
 risky_capability := `socket|urllib|requests\.|http\.client|https?\.get|fetch\(|\bcurl\b|\bwget\b|\bkill\b|terminate\(|psutil|os\.remove|os\.unlink|unlink|rmtree|\brm\s|/etc/|/usr/|/root/|/bin/|/var/|base64|subprocess|os\.system|child_process|exec\(|eval\(|chmod|crontab|\.bashrc|shadow|passwd`
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	inline_program
 	regex.match(risky_capability, lower(shell.command))
 	decision := {
@@ -118,8 +118,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.hook_event_name == "PreToolUse"
-	input.tool_name == "Bash"
+	input.watchdog.action.event == "PreToolUse"
+	input.watchdog.action.tool == "Bash"
 	regex.match(`\b(curl|wget)\b[^;&|]*\s(-o|-O|--output|--output-document)\s*/(usr|etc|opt|bin|sbin|lib)/|/var/run/docker\.sock|\bdocker\s+run\b[^;&|]*(--privileged|--pid[= ]host|-v\s*/:/)`, shell.text)
 	decision := {
 		"rule_id": "WD-SYSTEM-CODE",

@@ -14,10 +14,13 @@ norm(s) := regex.replace(regex.replace(s, `\\[nrt]`, " "), `\\"`, "'")
 # Text fit for a reason: no backslashes left to form a bad escape.
 safe(s) := regex.replace(s, `\\`, "")
 
-# The command of a Bash call, "" otherwise.
-command := norm(object.get(input.tool_input, "command", "")) if input.tool_name == "Bash"
+# The normalized action (watchdog's input.watchdog.action): the same fields for every harness.
+action := object.get(object.get(input, "watchdog", {}), "action", {})
 
-command := "" if input.tool_name != "Bash"
+# The command of a shell call, "" otherwise.
+command := norm(object.get(action, "command", "")) if action.tool_class == "shell"
+
+command := "" if object.get(action, "tool_class", "") != "shell"
 
 # Commands that run text they are given (bash -c, ssh, eval, python -c, command substitution,
 # here-strings into a shell, xargs): what sits in their quotes is code.
@@ -51,13 +54,16 @@ words(s) := [w | some w in regex.split(`[\s'"(),;=]+`, s); w != ""]
 # File tools: the path and the new content (Write's content, Edit's new_string).
 file_tools := {"Write", "Edit", "MultiEdit", "NotebookEdit"}
 
-path := object.get(input, "resolved_file_path", object.get(input.tool_input, "file_path", ""))
+# The first file the tool names, resolved against the event's cwd (symlinks followed).
+path := object.get(action, "resolved_paths", [""])[0] if count(object.get(action, "resolved_paths", [])) > 0
 
-content := norm(object.get(input.tool_input, "new_string", object.get(input.tool_input, "content", "")))
+path := "" if count(object.get(action, "resolved_paths", [])) == 0
 
-old_content := norm(object.get(input.tool_input, "old_string", ""))
+content := norm(object.get(action, "content", ""))
 
-url := norm(object.get(input.tool_input, "url", ""))
+old_content := norm(object.get(action, "old_content", ""))
+
+url := norm(object.get(action, "url", ""))
 
 # "prod", "production" as a word part: ledger-prod.cluster, --context prod-eu, $PROD_DB_URL.
 production(s) if regex.match(`(^|[^a-z])prod(uction)?([^a-z]|$)`, lower(s))

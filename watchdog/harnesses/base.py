@@ -1,0 +1,86 @@
+"""The harness protocol: what the pipeline needs from each agent's hook format.
+
+A harness is one module holding one object that satisfies `Harness` (as rq makes a serializer
+a `Protocol` with `dumps` and `loads`). The pipeline holds a `Harness` and never names a
+harness's events or fields: `parse` turns a payload into an `Event` (native payload kept,
+normalized `Action` added), `render` turns a `Decision` into the exact bytes and exit code the
+agent reads, and `capabilities` says, per event, what the answer can express, so that
+`degrade` (pure, in `harnesses/degrade.py`) can turn what cannot be said into what can, before
+`render` sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+from watchdog.decisions import Decision
+from watchdog.events import Event
+
+
+class Reply(NamedTuple):
+    """What a hook process prints and how it exits (`serve` returns `stdout` as the body)."""
+
+    stdout: str
+    exit_code: int = 0
+    stderr: str = ""
+
+
+class Capabilities(NamedTuple):
+    """What one event's answer can express on one harness (the capability matrix's row)."""
+
+    block: bool = False  # stop the action (deny a tool call, reject a prompt)
+    ask: bool = False  # ask the person before the action runs
+    modify: bool = False  # rewrite the tool's input
+    context: bool = False  # text the model reads
+    user_message: bool = False  # text the person sees
+    block_stop: bool = False  # keep the agent from stopping (Stop events)
+    halt: bool = False  # end the agent's turn or session
+    #: How a policy's ask is said where no ask exists: "deny" (a person must approve) or
+    #: "context" (the reason goes to the model, as Cupcake renders Claude Code's prompt events).
+    ask_fallback: str = "deny"
+    #: Where a modify cannot rewrite the input, is its reason passed on as context ("context")
+    #: or dropped ("drop", as Cupcake does on Claude Code's tool-result events)?
+    modify_fallback: str = "context"
+
+
+NOTHING = Capabilities()
+
+
+class Facts(NamedTuple):
+    """Harness-wide facts for the matrix and `doctor`."""
+
+    timeout: float  # the hook's default timeout
+    timeout_unit: str  # "s" or "ms", as the harness's config takes it
+    async_hooks: bool  # can hooks run in the background
+    allow_overrides: bool  # does one hook's explicit allow skip the others' / the prompt
+    config: str  # where the hooks are configured
+    tested_versions: str  # the versions the samples and tests were taken from
+
+
+class Harness(Protocol):
+    """One agent's hook protocol."""
+
+    name: str
+    facts: Facts
+    #: Native event name -> normalized kind, for the matrix and docs (unknown events: other).
+    events: dict[str, str]
+
+    def parse(self, payload: Any) -> Event:
+        """A decoded payload to an Event; EventError says what is wrong with it."""
+        ...
+
+    def render(self, decision: Decision, event: Event) -> Reply:
+        """The exact answer for this event (already degraded to what it can express)."""
+        ...
+
+    def warning(self, message: str, event: Event | None) -> Reply:
+        """Fail-open: no decision, and `message` shown to the person where possible."""
+        ...
+
+    def capabilities(self, event_name: str) -> Capabilities:
+        """What this native event's answer can carry."""
+        ...
+
+    def gates(self, event: Event) -> bool:
+        """Does failing closed on this event stop an action (rather than the session)?"""
+        ...
