@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from watchdog.harnesses.base import Harness
 
 #: --harness name -> module under watchdog.harnesses.
-NAMES: dict[str, str] = {"claude": "claude"}
+NAMES: dict[str, str] = {
+    "claude": "claude", "cursor": "cursor", "factory": "factory", "opencode": "opencode",
+}
 
 
 def get(name: str) -> Harness:

@@ -11,6 +11,8 @@ agent reads, and `capabilities` says, per event, what the answer can express, so
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from watchdog.decisions import Decision
@@ -57,6 +59,24 @@ class Facts(NamedTuple):
     tested_versions: str  # the versions the samples and tests were taken from
 
 
+class Setup(NamedTuple):
+    """How `watchdog init` / `uninstall` register the hook in the harness's own config.
+
+    The functions are pure edits of the config's JSON; `init.py` does the reading, the backup,
+    the writing and the idempotency check, the same way for every harness."""
+
+    #: (project, home, global) -> the config file to edit (`global`: the user-wide one).
+    config_path: Callable[[Path, Path, bool], Path]
+    #: (config, command, fail_closed) -> config with our hooks for every event we answer;
+    #: running it on its own output changes nothing.
+    add: Callable[[dict[str, Any], str, bool], dict[str, Any]]
+    #: (config, is_ours) -> config without the hooks whose command `is_ours`, nothing else.
+    remove: Callable[[dict[str, Any], Callable[[str], bool]], dict[str, Any]]
+    #: (command) -> extra files to write, relative to the config file's folder
+    #: (the OpenCode plugin); {} for harnesses configured by JSON alone.
+    files: Callable[[str], dict[str, str]] = lambda command: {}
+
+
 class Harness(Protocol):
     """One agent's hook protocol."""
 
@@ -64,6 +84,7 @@ class Harness(Protocol):
     facts: Facts
     #: Native event name -> normalized kind, for the matrix and docs (unknown events: other).
     events: dict[str, str]
+    setup: Setup
 
     def parse(self, payload: Any) -> Event:
         """A decoded payload to an Event; EventError says what is wrong with it."""
@@ -83,4 +104,10 @@ class Harness(Protocol):
 
     def gates(self, event: Event) -> bool:
         """Does failing closed on this event stop an action (rather than the session)?"""
+        ...
+
+    def twin_key(self, event: Event) -> str | None:
+        """A key shared by two events the harness fires for the same action (Cursor's
+        preToolUse and beforeShellExecution), so the second is answered from the first's
+        decision; None for events that have no twin."""
         ...
