@@ -37,6 +37,7 @@ class Result(NamedTuple):
     exit_code: int
     decision: Decision | None
     trace: list[str]
+    degradations: tuple[str, ...] = ()  # what the harness could not express (degrade.py)
 
 
 def read_event(data: bytes) -> Any:
@@ -160,6 +161,7 @@ def _degrade_and_render(harness: Harness, decision: Decision, policy: Decision, 
                         settings: config.Settings, trace: Trace) -> Reply:
     caps = harness.capabilities(event.name)
     said, notes = degrade(decision, policy, caps, harness.name, event.name, event.norm.kind)
+    trace.degradations.extend(notes)
     for note in notes:
         trace(f"degraded: {note}")
         logs.write(settings.state_dir, "info", "degraded", harness=harness.name,
@@ -267,4 +269,5 @@ def run(
     trace(f"total {trace.total_ms():.2f} ms")
     if reply.stderr:
         stderr.append(reply.stderr)
-    return Result(reply.stdout, stderr, reply.exit_code, decision, trace.lines)
+    return Result(reply.stdout, stderr, reply.exit_code, decision, trace.lines,
+                  tuple(trace.degradations))

@@ -14,6 +14,7 @@ class Trace:
     def __init__(self, on: bool) -> None:
         self.on = on
         self.lines: list[str] = []
+        self.degradations: list[str] = []  # kept even when off: serve's metrics count them
         self._t0 = time.perf_counter()
         self._last = self._t0
 
