@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, bash
-from watchdog import init
+from watchdog import hook_check, init
+from watchdog.harnesses.hook_commands import is_ours
 
 VENV_BIN = Path(sys.executable).parent
 EVENTS = ("PreToolUse", "PostToolUse", "PermissionRequest", "UserPromptSubmit", "SessionStart",
@@ -37,7 +38,7 @@ def run_init(project: Path, *args: str, env: dict[str, str]) -> subprocess.Compl
 def ours(project: Path, command: str = "") -> dict[str, list[dict[str, Any]]]:
     """Every event's watchdog entries (or entries running `command`) in the project."""
     settings = json.loads((project / ".claude" / "settings.json").read_text())
-    return {event: [h for g in groups for h in g["hooks"] if init._is_ours(h, command)]
+    return {event: [h for g in groups for h in g["hooks"] if is_ours(h.get("command"), command)]
             for event, groups in settings["hooks"].items()}
 
 
@@ -183,7 +184,7 @@ def test_rerun_migrates_old_entries_in_place(project: Path, env: dict[str, str])
     ("./scripts/lint-hook.sh", False),
 ], ids=["bare", "absolute", "quoted", "python-m", "echo", "eval", "other"])
 def test_is_ours(command: str, mine: bool) -> None:
-    assert init._is_ours({"type": "command", "command": command}) is mine
+    assert is_ours(command) is mine
 
 
 def test_executable_fallbacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,7 +214,7 @@ def test_executable_fallbacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_check_kills_a_hook_that_hangs(tmp_path: Path, env: dict[str, str]) -> None:
     """Past the timeout the shell and what it started are killed, and the check fails."""
-    check = init.check_hook("sleep 30; echo '{}'", tmp_path, env, timeout_s=0.5)
+    check = hook_check.check_hook("sleep 30; echo '{}'", tmp_path, env, timeout_s=0.5)
     assert not check.ok and check.result == "no answer within 0.5 s (killed)"
 
 

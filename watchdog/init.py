@@ -1,57 +1,46 @@
-"""`watchdog init`: install the default policy pack into a project and register the hooks.
+"""`watchdog init` / `watchdog uninstall`: the default policy pack and the agent's hook.
 
-    watchdog init [--dir PROJECT] [--harness claude] [--watchdog] [--force]
+    watchdog init [--dir PROJECT] [--harness H] [--global] [--watchdog] [--force]
                   [--command CMD] [--fail-closed] [--no-check]
+    watchdog uninstall [--dir PROJECT] [--harness H] [--global]
 
-Creates PROJECT/.watchdog/ (`policies/common/` with the default pack, which serves every
-harness, an empty `policies/claude/` for the project's own policies, its unit tests in
-`tests/`, `system/` when the pack has one, and a `rulebook.yml` listing every Cupcake builtin,
-all off) and merges watchdog's hook into PROJECT/.claude/settings.json for every Claude Code
-event it answers. Running it again changes nothing: pack files that are already there are left
-alone (`--force` replaces them with the shipped version), and the hook entry is added once,
-next to whatever other hooks the user has; an existing watchdog entry is updated in place
-(for instance to add `--watchdog`, or to move a bare `watchdog hook` to an absolute path).
+`init` creates PROJECT/.watchdog/ (`policies/common/` with the default pack, which serves every
+harness, an empty `policies/<harness>/` for the project's own Cupcake-style policies, the
+pack's unit tests in `tests/`, and a `rulebook.yml` listing every Cupcake builtin, all off) and
+registers watchdog's hook in the harness's own config (the harness's `Setup` says where and
+how): `.claude/settings.json`, `.cursor/hooks.json`, `.factory/settings.json`, or the OpenCode
+plugin. Running it again changes nothing: pack files already there are left alone (`--force`
+replaces them), and the hook is added once, beside the user's other hooks; an existing
+watchdog entry is updated in place. A config file that changes is backed up beside itself
+first. `--global` registers the hook in the user-wide config instead (the pack then comes from
+the shipped default, or `~/.config/watchdog/`).
 
-The hook is written with the absolute path of the `watchdog` that runs init, because Claude
-Code runs it with whatever PATH it was started with: a bare `watchdog` from a virtualenv that
-is not on that PATH is `/bin/sh: watchdog: not found` (exit 127), a non-blocking error, on
-every event, and every tool call then runs unchecked. So init also runs the written command
-once, through `/bin/sh -c` as Claude Code does, on a sample event the default pack denies, and
-fails loudly when it does not answer.
+The hook is written with the absolute path of the `watchdog` that runs init, because the agent
+runs it with whatever PATH it was started with: a bare `watchdog` from a virtualenv that is not
+on that PATH is `/bin/sh: watchdog: not found` (exit 127), a non-blocking error, on every event,
+and every tool call then runs unchecked. So init also runs the written command once, through
+`/bin/sh -c` as the agent does, on a sample event the default pack denies, and fails loudly when
+it does not answer. `uninstall` removes exactly the hook entries (and plugin files) that are
+watchdog's, and the pack files that are still as shipped; anything the user changed stays.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import filecmp
 import os
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
-import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from watchdog import agent_config, harnesses
 from watchdog.errors import ConfigError, WatchdogError
+from watchdog.harnesses.base import Harness
+from watchdog.harnesses.claude_setup import CHECK_COMMAND
+from watchdog.hook_check import INSTALL_HINT, check_hook, report_failure
 
 PROG = "watchdog init"
-TIMEOUT_S = 30
-#: Claude Code events watchdog answers; tool events take a matcher.
-TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PermissionRequest")
-OTHER_EVENTS = ("UserPromptSubmit", "SessionStart", "Stop", "SubagentStop")
-#: Claude Code ignores `onFailure` on these (see harness-protocols.md), so it is not written
-#: there: the key would promise a fail-closed Stop hook that Claude Code does not give.
-NO_ON_FAILURE = ("Stop", "SubagentStop")
-#: The smoke check's tool call: one the default pack denies, so a deny shows policies loaded.
-CHECK_COMMAND = "rm -rf ~"
-INSTALL_HINT = ("install watchdog so that it is on PATH for every shell "
-                "('uv tool install /path/to/watchdog' or 'pipx install /path/to/watchdog'), "
-                "or pass --command with the absolute path of a working watchdog")
-
 
 def pack_dir() -> Path:
     """The shipped default pack (layout.shipped_pack: the checkout's policies/, else the copy
@@ -105,76 +94,6 @@ def hook_command(harness: str, escalate: bool, command: str = "watchdog") -> str
     return f"{command} hook --harness {harness}" + (" --watchdog" if escalate else "")
 
 
-def _is_ours(hook: Any, ours: str = "") -> bool:
-    """A watchdog hook entry in any form init writes or wrote: `watchdog hook ...`,
-    `/abs/path/watchdog hook ...` (quoted or not), `python -m watchdog hook ...`, or exactly
-    the command being written (a --command wrapper need not be named watchdog)."""
-    command = hook.get("command") if isinstance(hook, dict) else None
-    if not isinstance(command, str):
-        return False
-    if command == ours:
-        return True
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return "watchdog hook" in command
-    return any(os.path.basename(word) == "watchdog" and nxt == "hook"
-               for word, nxt in zip(words, words[1:], strict=False))
-
-
-def _our_hooks(settings: dict[str, Any], command: str) -> list[tuple[str, dict[str, Any]]]:
-    hooks = settings.get("hooks")
-    found: list[tuple[str, dict[str, Any]]] = []
-    for event in TOOL_EVENTS + OTHER_EVENTS:
-        groups = hooks.get(event) if isinstance(hooks, dict) else None
-        for group in groups if isinstance(groups, list) else []:
-            for hook in group.get("hooks", []) if isinstance(group, dict) else []:
-                if _is_ours(hook, command):
-                    found.append((event, hook))
-    return found
-
-
-def merge_settings(settings: dict[str, Any], command: str, fail_closed: bool = False) -> bool:
-    """Add (or update) watchdog's hook for every event; True when something changed.
-
-    `fail_closed` adds `"onFailure": "block"`; without it an `onFailure` already there stays,
-    so re-running init never quietly turns a fail-closed setup open.
-    """
-    hooks = settings.setdefault("hooks", {})
-    if not isinstance(hooks, dict):
-        raise ConfigError("'hooks' in .claude/settings.json is not an object; fix it by hand.")
-    changed = False
-    for event in TOOL_EVENTS + OTHER_EVENTS:
-        groups = hooks.setdefault(event, [])
-        if not isinstance(groups, list):
-            raise ConfigError(f"hooks.{event} in .claude/settings.json is not a list; fix it.")
-        blocks = fail_closed and event not in NO_ON_FAILURE
-        found = False
-        for group in groups:
-            for hook in group.get("hooks", []) if isinstance(group, dict) else []:
-                if _is_ours(hook, command):
-                    found = True
-                    if hook.get("command") != command:
-                        hook["command"] = command
-                        changed = True
-                    if "timeout" not in hook:
-                        hook["timeout"] = TIMEOUT_S
-                        changed = True
-                    if blocks and hook.get("onFailure") != "block":
-                        hook["onFailure"] = "block"
-                        changed = True
-        if not found:
-            new: dict[str, Any] = {"type": "command", "command": command, "timeout": TIMEOUT_S}
-            if blocks:
-                new["onFailure"] = "block"
-            entry: dict[str, Any] = {"hooks": [new]}
-            if event in TOOL_EVENTS:
-                entry = {"matcher": "*", **entry}
-            groups.append(entry)
-            changed = True
-    return changed
-
-
 def rulebook_template() -> str:
     """Every builtin listed, all off, each with a one-line description."""
     from watchdog.policies.rulebook import BUILTINS, MESSAGES
@@ -207,16 +126,8 @@ def _copy_tree(src: Path, dst: Path, force: bool, skip_dirs: set[str], done: lis
         done.append(str(target))
 
 
-def install(project: str, harness: str = "claude", escalate: bool = False,
-            force: bool = False, command: str | None = None,
-            fail_closed: bool = False) -> list[str]:
-    """Install the pack and the hooks into project; the paths written, for the summary.
-
-    `command` is the hook's whole command line (default: this watchdog's absolute path).
-    """
-    root = Path(project).resolve()
-    if not root.is_dir():
-        raise ConfigError(f"{root} is not a folder. Pass an existing project with --dir.")
+def install_pack(root: Path, harness: str, force: bool) -> list[str]:
+    """The default pack, its tests and a rulebook into root/.watchdog/; the paths written."""
     pack = pack_dir()
     wd = root / ".watchdog"
     written: list[str] = []
@@ -233,136 +144,62 @@ def install(project: str, harness: str = "claude", escalate: bool = False,
     if force or not rulebook.exists():
         rulebook.write_text(rulebook_template(), encoding="utf-8")
         written.append(str(rulebook))
-    settings_path = root / ".claude" / "settings.json"
-    settings: dict[str, Any] = {}
-    if settings_path.exists():
-        try:
-            loaded = json.loads(settings_path.read_text(encoding="utf-8") or "{}")
-        except ValueError as exc:
-            raise ConfigError(
-                f"{settings_path} is not valid JSON ({exc}); fix it, then run "
-                "'watchdog init' again."
-            ) from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{settings_path} is not a JSON object; fix it by hand.")
-        settings = loaded
-    command = command or hook_command(harness, escalate, executable())
-    if merge_settings(settings, command, fail_closed):
-        settings_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = settings_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, settings_path)
-        written.append(str(settings_path))
     return written
 
 
-@dataclass(frozen=True)
-class Check:
-    """What the configured hook command did with the sample event."""
+def install(project: str, harness: str = "claude", escalate: bool = False,
+            force: bool = False, command: str | None = None,
+            fail_closed: bool = False, global_: bool = False,
+            home: Path | None = None) -> list[str]:
+    """Install the pack (project installs only) and the hook; the paths written.
 
-    ok: bool
-    ms: float
-    result: str = ""  # what went wrong, in a few words
-    advice: str = ""  # what to do about it
-    stderr: str = ""
-    answered: bool = False  # a JSON answer, only not the expected one
-
-
-def sample_event(root: Path) -> dict[str, Any]:
-    """A PreToolUse Bash event as Claude Code sends it, for a call the default pack denies.
-
-    A session id of its own, so no verdict owed to a real session is delivered to it (and so
-    no Redis is touched with --watchdog: a deny is never escalated).
+    `command` is the hook's whole command line (default: this watchdog's absolute path).
     """
-    session = f"watchdog-init-check-{uuid.uuid4()}"
-    return {
-        "session_id": session,
-        "transcript_path": str(root / ".claude" / f"{session}.jsonl"),  # never created
-        "cwd": str(root),
-        "permission_mode": "default",
-        "hook_event_name": "PreToolUse",
-        "tool_name": "Bash",
-        "tool_input": {"command": CHECK_COMMAND,
-                       "description": "watchdog init: check that the hook answers"},
-        "tool_use_id": "toolu_watchdog_init_check",
-    }
+    root = Path(project).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a folder. Pass an existing project with --dir.")
+    agent = harnesses.get(harness)
+    written = [] if global_ else install_pack(root, harness, force)
+    command = command or hook_command(harness, escalate, executable())
+    written += agent_config.install(agent.setup, root, home or Path.home(), global_, command,
+                                    fail_closed)
+    return written
 
 
-def check_hook(command: str, root: Path, env: dict[str, str],
-               timeout_s: float = TIMEOUT_S) -> Check:
-    """Run `command` as Claude Code does (`/bin/sh -c`, event JSON on stdin, cwd the project)
-    and judge its answer: a deny of `rm -rf ~` shows it started, read the event and loaded
-    the project's policies, within the timeout written beside it."""
-    start = time.perf_counter()
-    # A session of its own, so a timeout can kill the shell and the hook it started together.
-    try:
-        proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root,
-                                env=env, text=True, errors="replace", start_new_session=True)
-    except OSError as exc:
-        return Check(False, 0.0, f"/bin/sh did not start ({exc.strerror})",
-                     "run the command by hand in the project", "")
-    try:
-        out, err = proc.communicate(json.dumps(sample_event(root)), timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        return Check(False, timeout_s * 1000, f"no answer within {timeout_s:g} s (killed)",
-                     "run 'watchdog verify' in the project, and the command by hand to see "
-                     "where it hangs", err)
-    ms = (time.perf_counter() - start) * 1000
-    if proc.returncode != 0:
-        advice = (INSTALL_HINT if proc.returncode in (126, 127) else
-                  "run the command by hand with an event on stdin to see the error, and "
-                  "'watchdog verify' in the project")
-        return Check(False, ms, f"exited with status {proc.returncode}", advice, err)
-    try:
-        answer = json.loads(out)
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        shown = repr(out.strip()[:200]) if out.strip() else "nothing"
-        return Check(False, ms, f"printed {shown}, not a JSON object",
-                     "check that the command is watchdog itself (a wrapper must pass stdin "
-                     "and stdout through untouched)", err)
-    specific = answer.get("hookSpecificOutput")
-    decision = specific.get("permissionDecision") if isinstance(specific, dict) else None
-    if decision != "deny" and answer.get("continue") is not False:
-        return Check(False, ms, f"answered {json.dumps(answer)[:200]}, not a deny of "
-                     f"`{CHECK_COMMAND}`: the project's policies did not load, or no longer "
-                     "deny it",
-                     "run 'watchdog verify' and 'watchdog eval --harness claude --explain' in "
-                     "the project (or pass --no-check if your policies allow it on purpose)", err,
-                     answered=True)
-    return Check(True, ms, stderr=err)
+def uninstall(project: str, harness: str = "claude", global_: bool = False,
+              home: Path | None = None) -> list[str]:
+    """Remove our hook entries and plugin files, and the pack files still as shipped."""
+    root = Path(project).resolve()
+    agent = harnesses.get(harness)
+    done = agent_config.uninstall(agent.setup, root, home or Path.home(), global_)
+    if not global_:
+        done += _remove_unchanged_pack(root)
+    return done
 
 
-def report_failure(command: str, root: Path, check: Check, fail_closed: bool) -> None:
-    if check.answered:
-        effect = ("The hook runs, but Claude Code would get answers without the policies "
-                  "init installed.")
-    elif fail_closed:
-        effect = ('With "onFailure": "block" Claude Code would block every tool call (and '
-                  "every prompt).")
-    else:
-        effect = ("Claude Code reads a hook that cannot run as a non-blocking error: every "
-                  "tool call would run unchecked.")
-    lines = [
-        "watchdog init: HOOK CHECK FAILED: the hook written to .claude/settings.json does not "
-        "answer as it should.",
-        f"  command: {command}",
-        f"  ran:     /bin/sh -c in {root}, a sample PreToolUse Bash event (`{CHECK_COMMAND}`) "
-        "on stdin",
-        f"  result:  {check.result}",
-    ]
-    err = check.stderr.strip().splitlines()[-15:]
-    lines += [f"  stderr:  {line}" for line in err] or ["  stderr:  (empty)"]
-    lines += [
-        effect,
-        f"To fix: {check.advice}; then run 'watchdog init' again (the settings are written, "
-        "so only the check is left). --no-check skips this check.",
-    ]
-    sys.stderr.write("\n".join(lines) + "\n")
+def _remove_unchanged_pack(root: Path) -> list[str]:
+    """Pack files identical to the shipped ones, then folders left empty; edits stay."""
+    pack = pack_dir()
+    wd = root / ".watchdog"
+    done: list[str] = []
+    pairs = [(pack / "common", wd / "policies" / "common"), (pack / "tests", wd / "tests"),
+             (pack / "system", wd / "system")]
+    for src, dst in pairs:
+        for path in sorted(src.rglob("*.rego")) if src.is_dir() else []:
+            target = dst / path.relative_to(src)
+            if target.is_file() and filecmp.cmp(path, target, shallow=False):
+                target.unlink()
+                done.append(f"{target} (removed)")
+    rulebook = wd / "rulebook.yml"
+    if rulebook.is_file() and rulebook.read_text(encoding="utf-8") == rulebook_template():
+        rulebook.unlink()
+        done.append(f"{rulebook} (removed)")
+    for folder in sorted((p for p in wd.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if wd.is_dir() and not any(wd.iterdir()):
+        wd.rmdir()
+    return done
 
 
 def warn_command(command: str) -> None:
@@ -385,7 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Install the default policy pack into .watchdog/ and register "
         "watchdog's hooks in .claude/settings.json, then check that the hook answers.")
     p.add_argument("--dir", default=".", help="the project folder (default: the current one)")
-    p.add_argument("--harness", default="claude", choices=["claude"], help="the agent (claude)")
+    p.add_argument("--harness", default="claude", choices=sorted(harnesses.NAMES),
+                   help="the agent whose hook to register (default: claude)")
+    p.add_argument("--global", dest="global_", action="store_true",
+                   help="register the hook in the user-wide config (~/.claude, ~/.cursor, ...) "
+                   "instead of the project's; no pack is copied")
     p.add_argument("--watchdog", action="store_true",
                    help="register the hook with --watchdog (escalations go to the judge)")
     p.add_argument("--force", action="store_true",
@@ -420,27 +261,88 @@ def main(argv: list[str] | None = None) -> int:
         warn_command(args.command)
     command = hook_command(args.harness, args.watchdog, args.command or executable())
     try:
+        agent = harnesses.get(args.harness)
         written = install(args.dir, args.harness, args.watchdog, args.force, command,
-                          args.fail_closed)
+                          args.fail_closed, args.global_)
     except WatchdogError as exc:
         sys.stderr.write(f"watchdog init: {exc}\n")
         return 1
     if not written:
         print(f"watchdog init: {root} is already set up; nothing changed (--force to refresh).")
     for path in written:
-        print(f"wrote {os.path.relpath(path, root)}")
+        print(f"wrote {_shown(path, root)}")
     print(f"hook command: {command}")
-    settings = json.loads((root / ".claude" / "settings.json").read_text(encoding="utf-8"))
-    closed = all(hook.get("onFailure") == "block" for event, hook in _our_hooks(settings, command)
-                 if event not in NO_ON_FAILURE)
+    closed = _fails_closed(agent, root, args.global_, command, args.fail_closed)
+    config = _shown(str(agent.setup.config_path(root, Path.home(), args.global_)), root)
     if not args.no_check:
-        check = check_hook(command, root, {**os.environ, "CLAUDE_PROJECT_DIR": str(root)})
-        if not check.ok:
-            report_failure(command, root, check, closed)
+        check = check_hook(command, root, {**os.environ, "CLAUDE_PROJECT_DIR": str(root)},
+                           agent.setup, agent=_agent_name(agent), )
+        if check.skipped:
+            print(f"hook check: skipped ({agent.name} gives no sample event to run)")
+        elif not check.ok:
+            report_failure(command, root, check, closed, _agent_name(agent), config)
             return 1
-        print(f"hook check: ok (denied `{CHECK_COMMAND}` in {check.ms:.0f} ms)")
-    if not closed:
+        else:
+            print(f"hook check: ok (denied `{CHECK_COMMAND}` in {check.ms:.0f} ms)")
+    if not closed and agent.name == "claude":
         print('hint: without "onFailure": "block" Claude Code runs a tool call unchecked when '
               "the hook cannot run; 'watchdog init --fail-closed' adds it.")
     print("Check the pack with 'watchdog verify' and 'watchdog test' (run inside the project).")
+    return 0
+
+
+def _shown(path: str, root: Path) -> str:
+    rel = os.path.relpath(path, root)
+    return path if rel.startswith("..") else rel
+
+
+def _agent_name(agent: Harness) -> str:
+    return {"claude": "Claude Code", "cursor": "Cursor", "factory": "Factory Droid",
+            "opencode": "OpenCode"}.get(agent.name, agent.name)
+
+
+def _fails_closed(agent: Harness, root: Path, global_: bool, command: str,
+                  asked: bool) -> bool:
+    """Is the installed hook fail-closed? Claude Code's config says so per hook entry."""
+    if agent.name != "claude":
+        return asked
+    from watchdog.harnesses import claude_setup
+
+    settings = agent_config.read(claude_setup.config_path(root, Path.home(), global_))
+    return all(hook.get("onFailure") == "block"
+               for event, hook in claude_setup.ours_by_event(settings, command)
+               if event not in claude_setup.NO_ON_FAILURE)
+
+
+def build_uninstall_parser() -> argparse.ArgumentParser:
+    from watchdog.cli import parser_class
+
+    p: argparse.ArgumentParser = parser_class()(
+        prog="watchdog uninstall", description="Remove watchdog's hooks from the agent's config "
+        "(and the pack files in .watchdog/ that are still as shipped); nothing of yours.")
+    p.add_argument("--dir", default=".", help="the project folder (default: the current one)")
+    p.add_argument("--harness", default="claude", choices=sorted(harnesses.NAMES),
+                   help="the agent")
+    p.add_argument("--global", dest="global_", action="store_true",
+                   help="the user-wide config instead of the project's")
+    return p
+
+
+def uninstall_main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_uninstall_parser().parse_args(argv)
+    root = Path(args.dir).resolve()
+    try:
+        done = uninstall(args.dir, args.harness, args.global_)
+    except WatchdogError as exc:
+        sys.stderr.write(f"watchdog uninstall: {exc}\n")
+        return 1
+    for line in done:
+        print(f"changed {_shown(line, root)}")
+    if not done:
+        print(f"watchdog uninstall: no watchdog hook found for {args.harness}; nothing changed.")
+    kept = root / ".watchdog"
+    if not args.global_ and kept.is_dir():
+        print(f"kept {_shown(str(kept), root)}: files you added or changed (delete it yourself "
+              "if you no longer want them).")
     return 0

@@ -141,6 +141,28 @@ def _after_policy(event: Event, decision: Decision, manifest: dict[str, Any],
         return _degraded(policy, "the escalation step", exc, settings, event, trace)
 
 
+def _recall_twin(settings: config.Settings, key: str, trace: Trace) -> Decision | None:
+    """The decision already made for this action's twin event (Cursor), if any."""
+    from watchdog import twins
+
+    found = twins.recall(settings.state_dir, key)
+    if found is not None:
+        trace(f"answered from the twin event's decision: {found.verb}")
+    return found
+
+
+def _remember_twin(settings: config.Settings, key: str, decision: Decision, event: Event,
+                   trace: Trace) -> Decision:
+    from watchdog import twins
+
+    try:
+        twins.remember(settings.state_dir, key, decision)
+    except Exception as exc:  # noqa: BLE001 - the twin is then evaluated again: never weaker
+        return _degraded(decision, "keeping the decision for the twin event", exc, settings,
+                         event, trace)
+    return decision
+
+
 def _render(harness: Harness, decision: Decision, policy: Decision, event: Event,
             settings: config.Settings, trace: Trace) -> Reply:
     """The harness's answer, degraded to what this event can express (each change logged);
@@ -224,9 +246,18 @@ def run(
         harness = harnesses.get(harness_name)
         event = harness.parse(read_event(stdin))
         trace(f"event {event.label} session={event.session_id or '-'} cwd={event.cwd}")
-        decision, warnings, manifest = evaluate(event, settings, trace, escalate)
-        policy = decision
-        decision = _after_policy(event, decision, manifest, settings, trace, harness, escalate)
+        twin_key = harness.twin_key(event)
+        twin = _recall_twin(settings, twin_key, trace) if twin_key else None
+        if twin is not None:
+            decision = policy = twin
+            warnings: list[str] = []
+        else:
+            decision, warnings, manifest = evaluate(event, settings, trace, escalate)
+            policy = decision
+            decision = _after_policy(event, decision, manifest, settings, trace, harness,
+                                     escalate)
+            if twin_key:
+                decision = _remember_twin(settings, twin_key, decision, event, trace)
         if config.has_unknown_env(env):
             decision = coverage.misspelt_env(env, event, settings, decision)
         for w in warnings:

@@ -74,7 +74,12 @@ class Setup(NamedTuple):
     remove: Callable[[dict[str, Any], Callable[[str], bool]], dict[str, Any]]
     #: (command) -> extra files to write, relative to the config file's folder
     #: (the OpenCode plugin); {} for harnesses configured by JSON alone.
-    files: Callable[[str], dict[str, str]] = lambda command: {}
+    files: Callable[[str], dict[str, str]] = lambda command: {}  # noqa: ARG005
+    #: (project) -> a pre-tool shell event for `rm -rf ~` in the harness's format, and
+    #: (stdout, exit code) -> is that answer a deny: `init` runs the written command once on
+    #: it. None: the harness's hook cannot be run that way (init says so).
+    sample: Callable[[Path], dict[str, Any]] | None = None
+    denied: Callable[[str, int], bool] | None = None
 
 
 class Harness(Protocol):
@@ -84,7 +89,11 @@ class Harness(Protocol):
     facts: Facts
     #: Native event name -> normalized kind, for the matrix and docs (unknown events: other).
     events: dict[str, str]
-    setup: Setup
+
+    @property
+    def setup(self) -> Setup:
+        """How init registers the hook (a property, so the harness may load it lazily)."""
+        ...
 
     def parse(self, payload: Any) -> Event:
         """A decoded payload to an Event; EventError says what is wrong with it."""

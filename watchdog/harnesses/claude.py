@@ -29,7 +29,7 @@ from typing import Any
 from watchdog.decisions import ALLOW, ASK, HALT, MODIFY, Decision, deep_merge
 from watchdog.errors import EventError
 from watchdog.events import Event, claude_action
-from watchdog.harnesses.base import Capabilities, Facts, Reply
+from watchdog.harnesses.base import Capabilities, Facts, Harness, Reply, Setup
 
 NAME = "claude"
 
@@ -213,6 +213,12 @@ class Claude:
                   config=".claude/settings.json (project), ~/.claude/settings.json (user)",
                   tested_versions="2.1.197 (real CLI in tests)")
 
+    @property
+    def setup(self) -> Setup:
+        from watchdog.harnesses import claude_setup  # init and doctor only
+
+        return claude_setup.SETUP
+
     def parse(self, payload: Any) -> Event:
         return parse(payload)
 
@@ -236,5 +242,8 @@ class Claude:
     def gates(self, event: Event) -> bool:
         return gates(event.name)
 
+    def twin_key(self, event: Event) -> str | None:
+        return None
 
-HARNESS = Claude()
+
+HARNESS: Harness = Claude()
