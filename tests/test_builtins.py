@@ -107,9 +107,13 @@ SHOW_CONFIG = rego_policy(
 
 
 def seen_config(hook: Any, root: PolicyRoot) -> Any:
-    """input.builtin_config as the project's policies see it (None when absent)."""
+    """input.builtin_config as the project's policies see it (None when absent). Enabled
+    builtins the root has no Rego for run from the shipped pack and add their own context
+    lines; the probe's line is the JSON object."""
     verb, text = verdict(hook(claude_event("UserPromptSubmit", prompt="hi"), policy_dir=root))
-    return json.loads(text) if verb == "context" else None
+    lines = [line for line in text.splitlines() if line.startswith("{")] if verb == "context" \
+        else []
+    return json.loads(lines[0]) if lines else None
 
 
 # --------------------------------------------------------------------------------------------

@@ -205,6 +205,7 @@ def _collect(
         manifest["builtins"]["project"] = {
             **manifest["builtins"].get("project", {}), **manifest["builtins"]["global"]
         }
+    files = files + _shipped_builtins(roots, files, enabled, manifest)
     for f in files:
         if f.kind == "rulebook":
             continue
@@ -273,6 +274,44 @@ def _collect(
     modules.append((MAIN_MODULE, main))
     sources[MAIN_MODULE] = main
     return modules, sources, {s: list(entrypoints(s)) for s in present}
+
+
+def _shipped_builtins(roots: list[layout.Root], files: list[layout.PolicyFile],
+                      enabled: dict[int, tuple[str, ...]],
+                      manifest: dict[str, Any]) -> list[layout.PolicyFile]:
+    """Builtins a rulebook enables but its root has no Rego for come from the shipped pack
+    (a user who only edits `rulebook.yml` gets them, as Cupcake's docs promise); the
+    manifest's `builtin_sources` says which copy each enabled builtin uses, for `verify`."""
+    pack = layout.shipped_pack()
+    extra: list[layout.PolicyFile] = []
+    sources: dict[str, dict[str, str]] = manifest.setdefault("builtin_sources", {})
+    for i, names in enabled.items():
+        root = roots[i]
+        have = {rulebook_mod.ALIASES.get(stem, stem): f.path for f in files
+                if f.root == i and os.path.basename(os.path.dirname(f.path)) == "builtins"
+                for stem in [os.path.basename(f.path)[: -len(".rego")]]}
+        harness = os.path.basename(root.harness_dir)
+        shipped_dirs = [] if pack is None else [
+            os.path.join(pack, harness, "builtins"),
+            os.path.join(pack, "global", harness, "builtins"),
+        ]
+        for name in names:
+            if name in have:
+                sources.setdefault(root.scope, {})[name] = have[name]
+                continue
+            stems = [name] + [a for a, n in rulebook_mod.ALIASES.items() if n == name]
+            found = next((os.path.join(d, f"{stem}.rego") for d in shipped_dirs for stem in stems
+                          if os.path.isfile(os.path.join(d, f"{stem}.rego"))), None)
+            if found is None:
+                manifest["warnings"].append(
+                    f"{root.rulebook}:1: builtin '{name}' is enabled but neither the root nor "
+                    f"the shipped pack has its Rego for {harness}; it does nothing")
+                continue
+            st = os.stat(found)
+            extra.append(layout.PolicyFile(found, i, "policy",
+                                           (st.st_size, st.st_mtime_ns, st.st_ino)))
+            sources.setdefault(root.scope, {})[name] = found
+    return extra
 
 
 def _content_hash(harness: str, roots: list[layout.Root], modules: list[tuple[str, str]],

@@ -37,6 +37,9 @@ def _roots(harness: str, policy_dir: str | None) -> list[layout.Root]:
     return roots
 
 
+_SHIPPED = (layout.shipped_pack() or "\0") + os.sep
+
+
 def _rel(text: str) -> str:
     cwd = os.getcwd() + os.sep
     return text.replace(cwd, "")
@@ -68,6 +71,10 @@ def verify(harness: str, policy_dir: str | None) -> int:
         print(_rel(line))
     for line in manifest.get("warnings", []):
         print(_rel(line.replace(": ", ": warning: ", 1) if ": " in line else line))
+    for scope, used in sorted(manifest.get("builtin_sources", {}).items()):
+        for name, path in sorted(used.items()):
+            copy = ("the shipped copy" if path.startswith(_SHIPPED) else "the root's copy")
+            print(f"builtin {name} ({scope}): {copy}, {_rel(path)}")
     count = sum(len(s.get("policies", [])) for s in manifest.get("scopes", {}).values())
     where = ", ".join(f"{r.scope} {r.path}" for r in roots)
     if count == 0 and not problems:
