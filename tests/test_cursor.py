@@ -492,6 +492,19 @@ def test_default_pack_denies_rm_rf_home(env: dict[str, str], name: str) -> None:
     assert cursor_hook(env, harmless, REPO / "policies").stdout == '{"permission":"allow"}\n'
 
 
+def test_init_check_sample_is_denied_by_the_default_pack(env: dict[str, str],
+                                                        tmp_path: Path) -> None:
+    """`init` runs the written hook once on setup.sample and expects setup.denied to hold."""
+    setup = HARNESS.setup
+    assert setup.sample is not None and setup.denied is not None
+    sample = setup.sample(tmp_path)
+    assert HARNESS.parse(sample).norm.command == "rm -rf ~"
+    run = cursor_hook(env, sample, REPO / "policies")
+    assert setup.denied(run.stdout, run.code)
+    assert not setup.denied('{"permission":"allow"}\n', 0)
+    assert not setup.denied("not json", 0) and not setup.denied('{"permission":"deny"}', 1)
+
+
 def test_cupcake_policy_gives_cupcakes_bytes(env: dict[str, str],
                                              cupcake_root: PolicyRoot) -> None:
     """cupcake.md checklist 10 and the edge cases: Cupcake's exact stdout, exit 0."""

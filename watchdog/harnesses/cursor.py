@@ -1,28 +1,28 @@
 """Cursor: its hook payloads in, its exact hook responses out (`watchdog hook --harness cursor`).
 
-Cursor names its events in camelCase and gives shell and MCP calls events of their own
-(`beforeShellExecution`, `beforeMCPExecution`, fields at the top level); newer versions also fire
-`preToolUse`/`postToolUse` for every tool, so a shell or MCP call is announced twice
-(`twin_key`). `parse` keeps the payload whole, since Cupcake policies in `policies/cursor/` read
-Cursor's fields and route on Cursor's names, and adds the action in Claude Code's vocabulary
-(`Shell` is `Bash`, an MCP tool `mcp__<server>__<tool>`, `beforeReadFile` a `Read`).
+Cursor gives shell and MCP calls events of their own (`beforeShellExecution`,
+`beforeMCPExecution`, fields at the top level), and newer versions also fire `preToolUse` for
+every tool, so those calls come twice (`twin_key`). `parse` keeps the payload whole (Cupcake
+policies in `policies/cursor/` read Cursor's fields and route on its names) and adds the action
+in Claude Code's words (`Shell` is `Bash`, an MCP tool `mcp__<server>__<tool>`).
 
 `render` prints Cupcake 0.5.2's bytes for the ten events Cupcake knows (cupcake.md §2.3,
 checklist 29-32) and the documented shapes for the others:
-* every permission event carries a flat `permission`: Cursor blocks the call when the output has
-  none (preToolUse included). A deny has `user_message` (the person) and `agent_message` (the
-  model: the agent contexts joined by "; ", else the reason); beforeReadFile only `permission`;
-* halt is a deny (a hook cannot end a Cursor session), and on `stop` every blocking verb is a
-  `followup_message`, as in Cupcake, so a halt there makes the agent go on: use deny or block;
+* a permission event always gets a flat `permission` (Cursor blocks the call otherwise,
+  preToolUse included); a deny adds `user_message` (the person) and `agent_message` (the model:
+  agent contexts joined by "; ", else the reason), except beforeReadFile (`permission` only);
+* halt is a deny (a hook cannot end a Cursor session); on `stop` every blocking verb is a
+  `followup_message`, as in Cupcake, so a halt there keeps the agent going like a block;
+* a modify rewrites only on preToolUse (`updated_input`, merged over the original input);
 * `ask` exists only on beforeShellExecution/beforeMCPExecution: Cursor does not enforce it on
-  preToolUse, subagentStart or reads, so the degrade step makes a policy's ask a deny there,
-  whose reason says a person must approve (Cupcake prints the bare reason);
+  preToolUse, subagentStart or reads, so degrade makes a policy's ask a deny there whose reason
+  says a person must approve (Cupcake prints the bare reason);
 * headless runs (`@cursor/sdk`, `cursor-agent -p`) auto-allow an ask. The one marker found is
   `is_background_agent: true` (documented on sessionStart); a payload carrying it gets an ask
-  rendered as a deny. `agent -p` sends no marker (a third-party probe of Cursor CLI 2026.08.11:
-  sessionStart identical to an interactive one, no environment variable of its own), so there
-  an ask stays an ask: a rule that must hold in headless runs should deny.
-Output is one JSON object, exit 0. Formats are the documented ones; no real client was run.
+  rendered as a deny. `agent -p` sends no marker (a third-party probe of Cursor CLI 2026.08.11
+  found sessionStart identical to an interactive one and no environment variable of its own),
+  so there an ask stays an ask: a rule that must hold headless should deny.
+Formats are the documented ones; no real Cursor client was run.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import copy
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,33 +41,24 @@ from watchdog.errors import ConfigError, EventError
 from watchdog.events import Action, Event, Kind, claude_action
 from watchdog.harnesses.base import Capabilities, Facts, Harness, Reply, Setup
 from watchdog.harnesses.claude import dumps
+from watchdog.harnesses.claude_setup import CHECK_COMMAND
 from watchdog.harnesses.hook_commands import is_ours
 
 NAME = "cursor"
 
 #: Native event -> its kind and the Claude Code event name its action takes.
 EVENT_MAP: dict[str, tuple[Kind, str]] = {
-    "beforeShellExecution": ("pre_tool", "PreToolUse"),
-    "beforeMCPExecution": ("pre_tool", "PreToolUse"),
-    "beforeReadFile": ("pre_tool", "PreToolUse"),
-    "beforeTabFileRead": ("pre_tool", "PreToolUse"),
-    "preToolUse": ("pre_tool", "PreToolUse"),
-    "afterShellExecution": ("post_tool", "PostToolUse"),
-    "afterMCPExecution": ("post_tool", "PostToolUse"),
-    "afterFileEdit": ("post_tool", "PostToolUse"),
-    "afterTabFileEdit": ("post_tool", "PostToolUse"),
-    "postToolUse": ("post_tool", "PostToolUse"),
+    **dict.fromkeys(("beforeShellExecution", "beforeMCPExecution", "beforeReadFile",
+                     "beforeTabFileRead", "preToolUse"), ("pre_tool", "PreToolUse")),
+    **dict.fromkeys(("afterShellExecution", "afterMCPExecution", "afterFileEdit",
+                     "afterTabFileEdit", "postToolUse"), ("post_tool", "PostToolUse")),
     "postToolUseFailure": ("post_tool", "PostToolUseFailure"),
     "beforeSubmitPrompt": ("prompt", "UserPromptSubmit"),
-    "stop": ("stop", "Stop"),
-    "subagentStop": ("stop", "SubagentStop"),
+    "stop": ("stop", "Stop"), "subagentStop": ("stop", "SubagentStop"),
     "sessionStart": ("session_start", "SessionStart"),
-    "sessionEnd": ("session_end", "SessionEnd"),
-    "preCompact": ("compact", "PreCompact"),
-    "subagentStart": ("other", "subagentStart"),
-    "afterAgentResponse": ("other", "afterAgentResponse"),
-    "afterAgentThought": ("other", "afterAgentThought"),
-    "workspaceOpen": ("other", "workspaceOpen"),
+    "sessionEnd": ("session_end", "SessionEnd"), "preCompact": ("compact", "PreCompact"),
+    **{n: ("other", n) for n in ("subagentStart", "afterAgentResponse", "afterAgentThought",
+                                 "workspaceOpen")},
 }
 EVENTS: dict[str, str] = {name: kind for name, (kind, _) in EVENT_MAP.items()}
 
@@ -193,15 +185,8 @@ def _join(*parts: str) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _render_gate(decision: Decision, event: Event, shape: str) -> dict[str, Any]:
-    """The gates' answer is always a decision; Tab reads take no message."""
-    out = _gate(decision, event, shape)
-    if shape == "tab":
-        out.pop("user_message", None)
-    return out
-
-
 def _gate(decision: Decision, event: Event, shape: str) -> dict[str, Any]:
+    """A gate's answer is always a decision (Cursor blocks on an answer without one)."""
     notices = "\n".join(decision.notices)
     verb, reason = decision.verb, decision.reason
     if verb == ASK and (event.name not in ASK_EVENTS or headless(event)):
@@ -236,7 +221,10 @@ def render(decision: Decision, event: Event) -> dict[str, Any]:
     """The response object for this event; `{}` where Cursor reads no answer."""
     shape = SHAPES.get(event.name)
     if shape in GATE_SHAPES:
-        return _render_gate(decision, event, shape)
+        out = _gate(decision, event, shape)
+        if shape == "tab":  # Tab reads take no message
+            out.pop("user_message", None)
+        return out
     if shape == "stop":
         return {"followup_message": decision.reason or "Blocked by policy"} \
             if decision.blocking else {}
@@ -379,7 +367,24 @@ def remove(config: dict[str, Any], ours: Callable[[str], bool]) -> dict[str, Any
     return out
 
 
-SETUP = Setup(config_path=config_path, add=add, remove=remove)
+def sample(project: Path) -> dict[str, Any]:
+    """`init`'s check: a beforeShellExecution of `rm -rf ~` (the default pack denies it), in
+    a conversation of its own so no twin or owed verdict of a real one answers it."""
+    ids = f"watchdog-init-check-{uuid.uuid4()}"
+    return {"conversation_id": ids, "generation_id": ids, "hook_event_name":
+            "beforeShellExecution", "workspace_roots": [str(project)],
+            "command": CHECK_COMMAND, "cwd": str(project), "sandbox": False}
+
+
+def denied(stdout: str, exit_code: int) -> bool:
+    try:
+        answer = json.loads(stdout)
+    except ValueError:
+        return False
+    return exit_code == 0 and isinstance(answer, dict) and answer.get("permission") == "deny"
+
+
+SETUP = Setup(config_path=config_path, add=add, remove=remove, sample=sample, denied=denied)
 
 
 class Cursor:
