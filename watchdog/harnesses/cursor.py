@@ -392,8 +392,10 @@ class Cursor:
 
     name = NAME
     events = EVENTS
-    #: timeout 0: Cursor documents a "platform default" without its value.
-    facts = Facts(timeout=0, timeout_unit="s", async_hooks=False, allow_overrides=False,
+    #: timeout 0: Cursor documents a "platform default" without its value, and one integrator
+    #: reads hooks.json's `timeout` as milliseconds where Cursor's docs say seconds.
+    facts = Facts(timeout=0, timeout_unit="s (default undocumented, unit disputed)",
+                  async_hooks=False, allow_overrides=False,
                   config=".cursor/hooks.json (project), ~/.cursor/hooks.json (user)",
                   tested_versions="documented format (cursor.com/docs/hooks, Cupcake 0.5.2's "
                                   "adapter); no real client run")
