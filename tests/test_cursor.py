@@ -532,9 +532,6 @@ def test_bad_input_fails_open_with_a_message(env: dict[str, str]) -> None:
         assert out["user_message"].startswith("watchdog: not working")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pipeline: a twin answered from the first event's decision skips the policies routed on "
-    "the twin's own native name (see the cursor harness report); remove this mark once fixed"))
 def test_twin_answer_keeps_policies_routed_on_the_twins_name(
         tmp_path: Path, cupcake_root: PolicyRoot) -> None:
     """preToolUse (no Cupcake policy routes there) then beforeShellExecution for the same call:
@@ -544,3 +541,25 @@ def test_twin_answer_keeps_policies_routed_on_the_twins_name(
     assert cursor_hook(env, pre, cupcake_root.path).stdout == '{"permission":"allow"}\n'
     shell = {**PAYLOADS["beforeShellExecution"], "command": "sudo apt update"}
     assert json.loads(cursor_hook(env, shell, cupcake_root.path).stdout)["permission"] == "deny"
+
+
+ASK_SHELL = rego_policy("cupcake.policies.ask_curl", """
+ask contains {"rule_id": "ASK-CURL", "reason": "curl wants a look", "severity": "MEDIUM"} if {
+\tinput.watchdog.action.tool_class == "shell"
+\tcontains(input.watchdog.action.command, "curl")
+}
+""", events=["PreToolUse"], tools=["Bash"])
+
+
+def test_an_ask_on_pre_tool_use_is_left_to_the_twin_that_can_ask(tmp_path: Path) -> None:
+    """preToolUse cannot ask (Cursor does not enforce it) and degrading its ask to a deny would
+    block the call before beforeShellExecution could ask the person: it allows, and the twin
+    asks. The same policy (in policies/common/, normalized names) serves both events."""
+    env = isolated_env(tmp_path / "home")
+    root = PolicyRoot(tmp_path / "project" / ".watchdog", harness="common")
+    root.add("ask.rego", ASK_SHELL)
+    pre = {**PAYLOADS["preToolUse"], "tool_input": {"command": "curl example.org"}}
+    assert json.loads(cursor_hook(env, pre, root.path).stdout)["permission"] == "allow"
+    shell = {**PAYLOADS["beforeShellExecution"], "command": "curl example.org"}
+    out = json.loads(cursor_hook(env, shell, root.path).stdout)
+    assert out["permission"] == "ask" and out["question"].startswith("curl wants a look")

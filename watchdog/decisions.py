@@ -73,6 +73,7 @@ class Decision(NamedTuple):
     escalations: tuple[DecisionObject, ...] = ()
     severity: str | None = None  # highest severity among the winning decisions
     notices: tuple[str, ...] = ()  # for the user, not the model (judge warnings, failures)
+    escalated: tuple[str, ...] = ()  # rule ids a twin event already escalated (twins.py)
 
     @property
     def blocking(self) -> bool:

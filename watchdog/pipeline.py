@@ -142,13 +142,46 @@ def _after_policy(event: Event, decision: Decision, manifest: dict[str, Any],
 
 
 def _recall_twin(settings: config.Settings, key: str, trace: Trace) -> Decision | None:
-    """The decision already made for this action's twin event (Cursor), if any."""
+    """The decision already made for this action's twin event (Cursor), if any. Each twin
+    still evaluates its own policies (a Cupcake policy may route on one twin's name only);
+    the twin's decision only adds to it, and spares a second escalation."""
     from watchdog import twins
 
-    found = twins.recall(settings.state_dir, key)
+    try:
+        found = twins.recall(settings.state_dir, key)
+    except Exception:  # noqa: BLE001 - no twin: this event escalates itself, never weaker
+        return None
     if found is not None:
-        trace(f"answered from the twin event's decision: {found.verb}")
+        trace(f"twin event decided {found.verb} for this action")
     return found
+
+
+_STRENGTH = {"allow": 0, "modify": 1, "ask": 2, "block": 3, "deny": 4, "halt": 5}
+
+
+def _stronger(own: Decision, twin: Decision) -> Decision:
+    """The stronger of this event's decision and its twin's (this event's on a tie)."""
+    if _STRENGTH.get(twin.verb, 0) > _STRENGTH.get(own.verb, 0):
+        return twin._replace(notices=own.notices + twin.notices)
+    return own
+
+
+def _escalated_by_twin(own: Decision, twin: Decision) -> bool:
+    """Did the twin already escalate everything this event would? (Then its verdict stands
+    for both and no second job is sent.)"""
+    wanted = {e.rule_id for e in own.escalations}
+    return bool(wanted) and wanted <= set(twin.escalated)
+
+
+def _defer_ask_to_twin(harness: Harness, event: Event, decision: Decision,
+                       trace: Trace) -> Decision:
+    """An ask on an event that cannot ask but has a twin that can (Cursor's preToolUse of a
+    shell or MCP call, whose beforeShellExecution asks): allow here, and let the twin ask.
+    Degrading it to a deny here would block the call before the person is ever asked."""
+    if decision.verb != "ask" or harness.capabilities(event.name).ask:
+        return decision
+    trace("ask deferred to the twin event, which can ask the person")
+    return decision._replace(verb="allow", reason=None)
 
 
 def _remember_twin(settings: config.Settings, key: str, decision: Decision, event: Event,
@@ -246,18 +279,20 @@ def run(
         harness = harnesses.get(harness_name)
         event = harness.parse(read_event(stdin))
         trace(f"event {event.label} session={event.session_id or '-'} cwd={event.cwd}")
+        decision, warnings, manifest = evaluate(event, settings, trace, escalate)
+        policy = decision
         twin_key = harness.twin_key(event)
         twin = _recall_twin(settings, twin_key, trace) if twin_key else None
-        if twin is not None:
-            decision = policy = twin
-            warnings: list[str] = []
+        if twin is not None and _escalated_by_twin(decision, twin):
+            decision = _stronger(decision, twin)  # the twin escalated: its verdict is in twin
         else:
-            decision, warnings, manifest = evaluate(event, settings, trace, escalate)
-            policy = decision
             decision = _after_policy(event, decision, manifest, settings, trace, harness,
                                      escalate)
-            if twin_key:
-                decision = _remember_twin(settings, twin_key, decision, event, trace)
+            if twin is not None:
+                decision = _stronger(decision, twin)
+        if twin_key:
+            decision = _remember_twin(settings, twin_key, decision, event, trace)
+            decision = _defer_ask_to_twin(harness, event, decision, trace)
         if config.has_unknown_env(env):
             decision = coverage.misspelt_env(env, event, settings, decision)
         for w in warnings:

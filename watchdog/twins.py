@@ -36,6 +36,7 @@ def remember(state_dir: str, key: str, decision: Decision) -> None:
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     record: dict[str, Any] = {"key": key, "at": time.time()}
     record.update({f: getattr(decision, f) for f in _FIELDS})
+    record["escalated"] = [e.rule_id for e in decision.escalations]
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(record, fh)
@@ -67,6 +68,7 @@ def recall(state_dir: str, key: str, max_age_s: float = MAX_AGE_S) -> Decision |
         context=tuple(str(c) for c in record.get("context") or ()),
         updated_input=updated if isinstance(updated, dict) else None,
         severity=record.get("severity") if isinstance(record.get("severity"), str) else None,
+        escalated=tuple(str(r) for r in record.get("escalated") or ()),
     )
 
 

@@ -26,7 +26,7 @@ from watchdog import logs
 from watchdog.config import Settings
 from watchdog.decisions import Decision, merge_advisory
 from watchdog.errors import WatchdogError
-from watchdog.escalation import pending, queue
+from watchdog.escalation import delivery, pending, queue
 from watchdog.events import Event
 
 
@@ -84,9 +84,9 @@ def run(event: Event, decision: Decision, manifest: dict[str, Any], settings: Se
     conn: Any = None
     owed = False
     try:
-        if event.name == "PreToolUse":
-            pending.note_edit(settings.state_dir, event.session_id, event.tool_name,
-                              _touched_path(event))
+        edited = delivery.edits_file(event.norm)
+        if edited:
+            pending.note_edit(settings.state_dir, event.session_id, edited)
         owed = deliver and pending.has_pending(settings.state_dir, event.session_id)
         if not owed and not wants:
             return decision
@@ -162,13 +162,6 @@ def _escalate(conn: Any, event: Event, decision: Decision, manifest: dict[str, A
         trace("no verdict before the deadline: it will come at the next event")
     pending.remember(settings.state_dir, event.session_id, pending.Entry(
         job_id=payload["job_id"], request_id=payload["request_id"], label=payload["label"],
-        path=_touched_path(event), created=time.time(),
+        path=delivery.touched_path(event.norm), created=time.time(),
     ))
     return decision, False
-
-
-def _touched_path(event: Event) -> str | None:
-    if event.tool_name not in pending.EDIT_TOOLS:
-        return None
-    path = (event.tool_input or {}).get("file_path")
-    return path if isinstance(path, str) else None

@@ -25,7 +25,6 @@ from watchdog.statefile import locked_json, session_path
 MARKER_DIR = "pending"
 LOST_AFTER_S = 600  # default: a verdict still not there after 10 minutes is reported as lost
 VANISHED_GRACE_S = 2.0  # a job that does not exist this long after enqueueing is gone
-EDIT_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})
 BUDGET_SNAPSHOT = "budget.json"  # the judge budget as the last escalating hook saw it
 
 
@@ -85,9 +84,9 @@ def remember(state_dir: str, session_id: str, entry: Entry) -> None:
             entries.append(entry)
 
 
-def note_edit(state_dir: str, session_id: str, tool: str | None, path: str | None) -> None:
-    """An edit to a file with a verdict pending makes that verdict stale."""
-    if tool not in EDIT_TOOLS or not path or not has_pending(state_dir, session_id):
+def note_edit(state_dir: str, session_id: str, path: str) -> None:
+    """An edit to a file with a verdict pending makes that verdict stale (delivery.py)."""
+    if not path or not has_pending(state_dir, session_id):
         return
     with _locked(marker_path(state_dir, session_id)) as entries:
         for i, e in enumerate(entries):

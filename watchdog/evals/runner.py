@@ -34,6 +34,7 @@ from watchdog import evaluation
 from watchdog.config import Settings
 from watchdog.decisions import ALLOW, ASK, Decision, merge_advisory
 from watchdog.errors import WatchdogError
+from watchdog.escalation import delivery
 from watchdog.evals.actions import ActionKind, classify
 from watchdog.evals.cases import Case, Problem, Stream
 from watchdog.evals.judges import Judge
@@ -45,7 +46,6 @@ PolicyTier = Literal["deny", "ask", "escalate", "allow"]
 FinalTier = Literal["deny", "ask", "warn", "allow"]
 Screening = Literal["policy", "judged", "cached", "fallback", "escalated", "unscreened"]
 Delivery = Literal["inline", "cache", "wait", "later", "undelivered"]
-EDIT_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})
 FLAGGING = frozenset({"ask", "warn", "unknown"})
 
 
@@ -201,8 +201,8 @@ class Runner:
     def _deliver(self, event: Event, case: Case, owed: list[_Owed]) -> None:
         """As escalate.run does first: a pending verdict's file edited again makes it stale;
         verdicts ready by now are delivered at this event (and no longer owed)."""
-        path = (event.tool_input or {}).get("file_path")
-        if event.name == "PreToolUse" and event.tool_name in EDIT_TOOLS:
+        path = delivery.edits_file(event.norm)
+        if path:
             for o in owed:
                 if o.path and o.path == path:
                     o.stale = True
@@ -230,17 +230,12 @@ class Runner:
         outcome.verdict, outcome.repeats = record, records
         latency = self.latency_s if self.latency_s is not None else \
             float(record.get("latency_ms") or 0) / 1000
-        if record.get("cached"):
-            outcome.delivery = "cache"
-        elif case.inline:
-            outcome.delivery = "inline"
-        elif payload["wait"] and latency <= self.settings.wait_deadline_s:
-            outcome.delivery = "wait"
-        else:
-            touched = (event.tool_input or {}).get("file_path") \
-                if event.tool_name in EDIT_TOOLS else None
+        outcome.delivery = delivery.how_delivered(
+            bool(record.get("cached")), case.inline, bool(payload["wait"]), latency,
+            self.settings.wait_deadline_s)
+        if outcome.delivery == "later":
             owed.append(_Owed(case.time + latency, len(self.outcomes), record,
-                              touched if isinstance(touched, str) else None))
+                              delivery.touched_path(event.norm)))
             return
         merged = merge_advisory(decision, {**record, "label": payload["label"]})
         outcome.merged_verb = merged.verb
