@@ -73,7 +73,7 @@ def _record_session(event: Event, manifest: dict[str, Any], settings: config.Set
                     trace: Trace) -> None:
     """Session taints for `input.watchdog.session`, kept only when a policy reads them."""
     scopes = manifest.get("scopes", {}).values()
-    if event.name != "PostToolUse" or not any(s.get("reads_session") for s in scopes):
+    if event.norm.kind != "post_tool" or not any(s.get("reads_session") for s in scopes):
         return
     from watchdog import session
 

@@ -73,21 +73,22 @@ def _words(command: str) -> list[str]:
 
 
 def classify(event: Event) -> dict[str, str]:
-    """Which taints this (completed) tool call adds, each with a short reason."""
+    """Which taints this (completed) tool call adds, each with a short reason. It reads the
+    normalized action, so a Cursor shell call or a Droid `Execute` taints like Claude's Bash."""
     found: dict[str, str] = {}
-    tool = event.tool_name or ""
-    tin = event.tool_input or {}
-    path = tin.get("file_path") or tin.get("path") or tin.get("notebook_path")
-    if tool in _UNTRUSTED_TOOLS or tool.startswith("mcp__"):
+    action = event.norm
+    tool = action.tool or ""
+    path = action.paths[0] if action.paths else None
+    if tool in _UNTRUSTED_TOOLS or action.tool_class == "mcp":
         found["untrusted_content"] = f"{tool} output"
-    if tool in _READ_TOOLS and isinstance(path, str) and path:
+    if tool in _READ_TOOLS and path:
         full = os.path.normpath(os.path.join(event.cwd, path))
         if not _inside(full, event.cwd):
             found["untrusted_content"] = f"{tool} of {full} (outside the project)"
         if _SECRET_PATH.search(full):
             found["secrets_touched"] = f"{tool} of {full}"
-    command = tin.get("command")
-    if tool in ("Bash", "PowerShell") and isinstance(command, str):
+    command = action.command
+    if action.tool_class == "shell" and isinstance(command, str):
         lowered = " ".join(command.lower().split())
         firsts = _words(lowered)
         if any(w in _SECRET_COMMANDS for w in firsts) or any(
@@ -102,8 +103,8 @@ def classify(event: Event) -> dict[str, str]:
 
 
 def record(state_dir: str, event: Event, now: float | None = None) -> dict[str, str]:
-    """Add this PostToolUse event's taints to its session; returns what was added."""
-    if event.name != "PostToolUse":
+    """Add this post-tool event's taints to its session; returns what was added."""
+    if event.norm.kind != "post_tool":
         return {}
     found = classify(event)
     if not found:

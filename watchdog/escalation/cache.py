@@ -71,6 +71,14 @@ _IDENTITY_KEYS = frozenset({
     "stop_hook_active", "index", "model",
     "resolved_file_path", "original_file_path", "is_symlink", "affected_parent_directories",
     "builtin_config", "watchdog",
+    # Cursor: conversation and generation, the workspace, who and which version.
+    "conversation_id", "generation_id", "workspace_roots", "cursor_version", "user_email",
+    "is_background_agent",
+    # Factory Droid: the camelCase spellings and its running counters.
+    "sessionId", "transcriptPath", "permissionMode", "hookEventName", "tool_execution_count",
+    "elapsed_time", "session_duration_ms", "message_count", "estimated_tokens", "has_images",
+    # OpenCode: the call's ids and the raw (lower-case) tool and its args, kept normalized.
+    "callID", "sessionID", "agent", "tool", "args",
 })
 _VOLATILE_INPUT_KEYS = frozenset({"description", "timeout", "run_in_background"})
 # Tools whose `description` is what the tool does, not a label for it.

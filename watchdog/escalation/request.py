@@ -73,6 +73,19 @@ def primary(escalations: tuple[DecisionObject, ...]) -> DecisionObject:
     return min(escalations, key=lambda e: _SEVERITY.get(e.severity.upper(), 4))
 
 
+def _action_view(event: Event, raw: dict[str, Any]) -> dict[str, Any]:
+    """The (redacted) event in the normalized vocabulary, for the cache key: the same action
+    from any harness is the same key (for Claude Code this is the payload itself)."""
+    action = event.norm
+    view = dict(raw)
+    view["hook_event_name"] = action.event
+    if action.tool is not None:
+        view["tool_name"] = action.tool
+    if action.tool_input is not None:
+        view["tool_input"] = redact(action.tool_input)
+    return view
+
+
 def build(event: Event, decision: Decision, manifest: dict[str, Any],
           settings: Settings) -> dict[str, Any]:
     lead = primary(decision.escalations)
@@ -82,9 +95,10 @@ def build(event: Event, decision: Decision, manifest: dict[str, Any],
         prompts = [str(redact(event.raw["prompt"]))]
     bundle_hash = str(manifest.get("content_hash", ""))
     version = prompt_version(lead.rubric)
-    key = cache_key(raw, lead.rubric, version, settings.judge_model, bundle_hash)
-    tin = event.tool_input or {}
-    detail = tin.get("command") or tin.get("file_path") or tin.get("url") or ""
+    key = cache_key(_action_view(event, raw), lead.rubric, version, settings.judge_model,
+                    bundle_hash)
+    action = event.norm
+    detail = action.command or (action.paths[0] if action.paths else None) or action.url or ""
     return {
         "v": 1,
         "key": key,
