@@ -166,8 +166,6 @@ def test_action_other_tools() -> None:
     assert "+edited line" in patch["content"]
 
 
-@pytest.mark.xfail(strict=True, reason="preprocess.py resolves tool_input.file_path, path and "
-                   "notebook_path; Cupcake's OpenCode preprocessing also reads filePath")
 def test_cupcake_resolves_opencode_file_paths() -> None:
     from watchdog.evaluation import base_input
 

@@ -78,7 +78,7 @@ def install(setup: Setup, project: Path, home: Path, global_: bool, command: str
     changed, backup = _change(path, lambda c: setup.add(c, command, fail_closed))
     if changed:
         done.append(str(path) + (f" (backup: {backup.name})" if backup else ""))
-    for rel, text in setup.files(command).items():
+    for rel, text in setup.files(command, fail_closed).items():
         target = path.parent / rel
         if target.exists() and target.read_text(encoding="utf-8", errors="replace") == text:
             continue
@@ -97,7 +97,7 @@ def uninstall(setup: Setup, project: Path, home: Path, global_: bool,
         changed, backup = _change(path, lambda c: setup.remove(c, lambda x: is_ours(x, command)))
         if changed:
             done.append(str(path) + (f" (backup: {backup.name})" if backup else ""))
-    for rel in setup.files(command or "watchdog"):
+    for rel in setup.files(command or "watchdog", False):
         target = path.parent / rel
         if target.is_file():
             target.unlink()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from watchdog.events import Action
 
 SHELL_TOOLS = frozenset({"Bash", "PowerShell"})
-_PATH_KEYS = ("file_path", "path", "notebook_path")
+_PATH_KEYS = ("file_path", "path", "notebook_path", "filePath")  # filePath: OpenCode
 _SEPARATORS = frozenset({";", "&&", "||", "|", "&"})
 _GLOB = frozenset("*?[")
 

@@ -72,9 +72,9 @@ class Setup(NamedTuple):
     add: Callable[[dict[str, Any], str, bool], dict[str, Any]]
     #: (config, is_ours) -> config without the hooks whose command `is_ours`, nothing else.
     remove: Callable[[dict[str, Any], Callable[[str], bool]], dict[str, Any]]
-    #: (command) -> extra files to write, relative to the config file's folder
+    #: (command, fail_closed) -> extra files to write, relative to the config file's folder
     #: (the OpenCode plugin); {} for harnesses configured by JSON alone.
-    files: Callable[[str], dict[str, str]] = lambda command: {}  # noqa: ARG005
+    files: Callable[[str, bool], dict[str, str]] = lambda command, fail_closed: {}  # noqa: ARG005
     #: (project) -> a pre-tool shell event for `rm -rf ~` in the harness's format, and
     #: (stdout, exit code) -> is that answer a deny: `init` runs the written command once on
     #: it. None: the harness's hook cannot be run that way (init says so).
