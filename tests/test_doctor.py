@@ -83,8 +83,8 @@ def test_no_hook_registered(env: dict[str, str], project: Project) -> None:
     assert code == 1
     f = finding(report, "hooks")
     assert f["level"] == "problem" and "no watchdog hook is registered" in f["message"]
-    assert f["fix"] == f"run 'watchdog init --dir {project.path}', or add the entries shown in " \
-                       "the README"
+    assert f["fix"] == (f"run 'watchdog init --harness claude --dir {project.path}', or add the "
+                        "entries shown in the README")
 
 
 def test_hook_commands_that_cannot_run(env: dict[str, str], project: Project,
@@ -210,8 +210,8 @@ def test_text_output(env: dict[str, str], project: Project) -> None:
     lines = run.stdout.splitlines()
     assert lines[0] == f"watchdog doctor: {project.path} (claude)"
     assert lines[1].startswith("problem  hooks      no watchdog hook is registered")
-    assert lines[2] == " " * 20 + f"-> run 'watchdog init --dir {project.path}', or add the " \
-                                  "entries shown in the README"
+    assert lines[2] == " " * 20 + (f"-> run 'watchdog init --harness claude --dir "
+                                   f"{project.path}', or add the entries shown in the README")
     assert re.fullmatch(r"\d+ problem\(s\), \d+ warning\(s\)", lines[-1])
 
 

@@ -50,7 +50,8 @@ _NO_KEY = ("ollama", "ollama_chat", "lm_studio", "vllm", "hosted_vllm", "llamafi
 
 
 class Finding(NamedTuple):
-    check: str  # hooks | policies | verify | redis | workers | budget | judge_key | env | config
+    check: str  # hooks | hook_run | version | policies | verify | redis | workers | budget |
+    #             judge_key | env | config
     level: str  # ok | warning | problem
     message: str
     fix: str = ""
@@ -59,24 +60,34 @@ class Finding(NamedTuple):
 # -- hooks -------------------------------------------------------------------------------------
 
 
-def _hook_entries(path: Path) -> tuple[dict[str, list[str]], Finding | None]:
-    """watchdog's hook commands in one Claude Code settings file, each with its events."""
+def _hook_entries(path: Path, agent: str = "Claude Code") -> tuple[dict[str, list[str]],
+                                                                    Finding | None]:
+    """watchdog's hook commands in one agent config file, each with its events (the keys of
+    its `hooks` object: Claude Code, Cursor and Factory all nest commands under them)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}, None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return {}, Finding("hooks", "problem", f"{path} cannot be read as JSON ({exc}), so "
-                           "Claude Code cannot read its hooks either", "fix the file")
+                           f"{agent} cannot read its hooks either", "fix the file")
     hooks = data.get("hooks") if isinstance(data, dict) else None
     found: dict[str, list[str]] = {}
     for event, groups in hooks.items() if isinstance(hooks, dict) else ():
-        for group in groups if isinstance(groups, list) else ():
-            for hook in group.get("hooks", ()) if isinstance(group, dict) else ():
-                command = hook.get("command") if isinstance(hook, dict) else None
-                if isinstance(command, str) and _OURS.search(command):
-                    found.setdefault(command, []).append(str(event))
+        for command in _commands(groups):
+            if _OURS.search(command):
+                found.setdefault(command, []).append(str(event))
     return found, None
+
+
+def _commands(value: Any) -> list[str]:
+    """Every `command` string at any depth (Claude's groups of hooks, Cursor's flat list)."""
+    if isinstance(value, dict):
+        own = [value["command"]] if isinstance(value.get("command"), str) else []
+        return own + [c for k, v in value.items() if k != "command" for c in _commands(v)]
+    if isinstance(value, list):
+        return [c for v in value for c in _commands(v)]
+    return []
 
 
 def _suggest(words: list[str]) -> str:
@@ -132,28 +143,81 @@ def _check_command(command: str, project: Path) -> tuple[str, str, str]:
     return "ok", f"runs ({path}: {output.splitlines()[0]})", ""
 
 
-def check_hooks(project: Path, home: Path) -> tuple[list[Finding], bool]:
+def check_hooks(project: Path, home: Path, harness: str = "claude",
+                env: Mapping[str, str] | None = None) -> tuple[list[Finding], bool]:
     """The findings, and whether any registered hook turns escalation on (`--watchdog`)."""
+    from watchdog import harnesses
+
+    agent = harnesses.get(harness)
+    setup = agent.setup
     findings: list[Finding] = []
     escalates = registered = False
-    files = [project / name for name in PROJECT_SETTINGS] + [home / ".claude/settings.json"]
+    if harness == "claude":
+        files = [project / name for name in PROJECT_SETTINGS] + [home / ".claude/settings.json"]
+    else:
+        files = [setup.config_path(project, home, False), setup.config_path(project, home, True)]
+    first: str | None = None
     for path in files:
-        entries, broken = _hook_entries(path)
+        entries, broken = _hook_entries(path, harnesses.display(harness))
         if broken is not None:
             findings.append(broken)
         for command, events in entries.items():
             registered = True
             escalates = escalates or "--watchdog" in command.split()
             level, what, fix = _check_command(command, project)
+            first = first or (command if level == "ok" else None)
             findings.append(Finding("hooks", level, f"{path}: '{command}' "
                                     f"({len(events)} event(s)) {what}", fix))
+        for rel in setup.files("watchdog", False):  # the OpenCode plugin
+            plugin = path.parent / rel
+            if plugin.is_file():
+                registered = True
+                text = plugin.read_text(encoding="utf-8", errors="replace")
+                escalates = escalates or "--watchdog" in text
+                findings.append(Finding("hooks", "ok", f"{plugin}: watchdog's plugin is "
+                                        "installed"))
     if not registered:
+        where = ", ".join(str(f) for f in files)
         findings.append(Finding(
-            "hooks", "problem", "no watchdog hook is registered in "
-            f"{project}/.claude/settings.json, settings.local.json or {home}/.claude/"
-            "settings.json, so Claude Code never calls watchdog",
-            f"run 'watchdog init --dir {project}', or add the entries shown in the README"))
-    return findings, escalates
+            "hooks", "problem", f"no watchdog hook is registered in {where}, so "
+            f"{harnesses.display(harness)} never calls watchdog",
+            f"run 'watchdog init --harness {harness} --dir {project}', or add the entries "
+            "shown in the README"))
+    if first is not None and env is not None:
+        findings.append(_run_sample(first, project, env, setup))
+    return findings + [_version(agent)], escalates
+
+
+def _run_sample(command: str, project: Path, env: Mapping[str, str], setup: Any) -> Finding:
+    """Run the registered command once on the harness's sample event (init's check)."""
+    from watchdog import hook_check
+
+    check = hook_check.check_hook(command, project, {**env, "CLAUDE_PROJECT_DIR": str(project)},
+                                  setup)
+    if check.skipped:
+        return Finding("hook_run", "ok", "not run on a sample event (none for this harness)")
+    if check.ok:
+        return Finding("hook_run", "ok", f"the hook denied a sample `rm -rf ~` in {check.ms:.0f} "
+                       "ms: it starts, reads the event and loads the policies")
+    level = "warning" if check.answered else "problem"
+    return Finding("hook_run", level, f"the hook on a sample `rm -rf ~` event: {check.result}",
+                   check.advice)
+
+
+def _version(agent: Any) -> Finding:
+    """The agent CLI's version beside the ones watchdog was tested with."""
+    facts = agent.facts
+    found = shutil.which(facts.binary) if facts.binary else None
+    if found is None:
+        return Finding("version", "ok", f"'{facts.binary or agent.name}' is not on PATH here, "
+                       f"so its version is not checked (tested: {facts.tested_versions})")
+    try:
+        proc = subprocess.run([found, "--version"], capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        shown = (proc.stdout or proc.stderr).strip().splitlines()[0][:80]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        shown = "unknown (--version failed)"
+    return Finding("version", "ok", f"{facts.binary} {shown} (tested: {facts.tested_versions})")
 
 
 # -- policies ----------------------------------------------------------------------------------
@@ -357,7 +421,7 @@ def check_env(env: Mapping[str, str]) -> list[Finding]:
 
 def diagnose(harness: str, project: Path, env: Mapping[str, str]) -> list[Finding]:
     home = Path(env.get("HOME") or Path.home())
-    findings, escalates = check_hooks(project, home)
+    findings, escalates = check_hooks(project, home, harness, env)
     try:
         settings = config.load(env)
     except ConfigError as exc:

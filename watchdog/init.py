@@ -297,8 +297,7 @@ def _shown(path: str, root: Path) -> str:
 
 
 def _agent_name(agent: Harness) -> str:
-    return {"claude": "Claude Code", "cursor": "Cursor", "factory": "Factory Droid",
-            "opencode": "OpenCode"}.get(agent.name, agent.name)
+    return harnesses.display(agent.name)
 
 
 def _fails_closed(agent: Harness, root: Path, global_: bool, command: str,

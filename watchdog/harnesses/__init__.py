@@ -18,6 +18,16 @@ NAMES: dict[str, str] = {
     "claude": "claude", "cursor": "cursor", "factory": "factory", "opencode": "opencode",
 }
 
+#: How each agent is called in messages.
+DISPLAY: dict[str, str] = {
+    "claude": "Claude Code", "cursor": "Cursor", "factory": "Factory Droid",
+    "opencode": "OpenCode",
+}
+
+
+def display(name: str) -> str:
+    return DISPLAY.get(name, name)
+
 
 def get(name: str) -> Harness:
     """The harness called `name`; ConfigError names the supported ones."""

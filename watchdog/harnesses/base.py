@@ -57,6 +57,7 @@ class Facts(NamedTuple):
     allow_overrides: bool  # does one hook's explicit allow skip the others' / the prompt
     config: str  # where the hooks are configured
     tested_versions: str  # the versions the samples and tests were taken from
+    binary: str = ""  # the agent's CLI, for `doctor`'s version check ("" when it has none)
 
 
 class Setup(NamedTuple):

@@ -211,7 +211,7 @@ class Claude:
     events = EVENTS
     facts = Facts(timeout=600, timeout_unit="s", async_hooks=True, allow_overrides=True,
                   config=".claude/settings.json (project), ~/.claude/settings.json (user)",
-                  tested_versions="2.1.197 (real CLI in tests)")
+                  tested_versions="2.1.197 (real CLI in tests)", binary="claude")
 
     @property
     def setup(self) -> Setup:

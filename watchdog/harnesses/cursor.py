@@ -398,7 +398,7 @@ class Cursor:
                   async_hooks=False, allow_overrides=False,
                   config=".cursor/hooks.json (project), ~/.cursor/hooks.json (user)",
                   tested_versions="documented format (cursor.com/docs/hooks, Cupcake 0.5.2's "
-                                  "adapter); no real client run")
+                                  "adapter); no real client run", binary="cursor-agent")
     setup = SETUP
 
     def parse(self, payload: Any) -> Event:

@@ -269,7 +269,7 @@ class Factory:
     facts = Facts(timeout=60, timeout_unit="s", async_hooks=False, allow_overrides=True,
                   config="~/.factory/settings.json hooks (user), .factory/settings.json "
                          "(project)",
-                  tested_versions="documented format; no real client run")
+                  tested_versions="documented format; no real client run", binary="droid")
     setup = Setup(config_path=config_path, add=add, remove=remove, sample=sample,
                   denied=denied)
 

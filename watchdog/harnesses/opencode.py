@@ -217,7 +217,7 @@ class OpenCode:
                   config=".opencode/plugins/watchdog.js (project), "
                          "~/.config/opencode/plugins/watchdog.js (user); "
                          "WATCHDOG_OPENCODE_TIMEOUT_MS",
-                  tested_versions="1.18.33 (real CLI in tests)")
+                  tested_versions="1.18.33 (real CLI in tests)", binary="opencode")
     setup = Setup(config_path=config_path, add=_unchanged, remove=_unchanged, files=files,
                   sample=sample, denied=denied)
 
