@@ -95,8 +95,8 @@ def build(event: Event, decision: Decision, manifest: dict[str, Any],
         prompts = [str(redact(event.raw["prompt"]))]
     bundle_hash = str(manifest.get("content_hash", ""))
     version = prompt_version(lead.rubric)
-    key = cache_key(_action_view(event, raw), lead.rubric, version, settings.judge_model,
-                    bundle_hash)
+    view = _action_view(event, raw)  # the judge reads the call in one vocabulary, too
+    key = cache_key(view, lead.rubric, version, settings.judge_model, bundle_hash)
     action = event.norm
     detail = action.command or (action.paths[0] if action.paths else None) or action.url or ""
     return {
@@ -109,7 +109,7 @@ def build(event: Event, decision: Decision, manifest: dict[str, Any],
         "label": f"{event.label} {str(redact(str(detail)))[:80]}".strip(),
         "rubric": lead.rubric,
         "wait": any(e.wait for e in decision.escalations),
-        "event": raw,
+        "event": view,
         "user_prompts": prompts,
         "escalations": [  # a policy's reason may quote the input (sprintf in Rego)
             {"rule_id": e.rule_id, "reason": redact(e.reason), "severity": e.severity,
