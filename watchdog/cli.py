@@ -12,9 +12,12 @@ found problems; 2 only from `hook`/`eval` failing closed on an event it could no
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
 
 from watchdog import __version__
+
+TYPE_CHECKING = False  # `typing` costs ~13 ms to import; `hook --serve` never needs it
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 def parser_class() -> Any:
@@ -83,28 +86,41 @@ def build_parser() -> Any:
                    add_help=False)
     sub.add_parser("init", help="install the default policy pack into .watchdog/ and register "
                    "the Claude Code hooks", add_help=False)
+    sub.add_parser("serve", help="a local server answering hook events over HTTP (Claude Code "
+                   "`http` hooks, `hook --serve`)", add_help=False)
     return parser
+
+
+def _serve_arg(p: Any) -> None:
+    p.add_argument("--serve", nargs="?", const="", metavar="URL",
+                   help="ask a running `watchdog serve` (default: the URL it recorded, or "
+                        "$WATCHDOG_SERVE_URL); evaluates in-process when it cannot answer")
 
 
 def _hook_parser(prog: str) -> Any:
     """Only the hook's options, for the messages of an unusual hook command line."""
     p = parser_class()(prog=prog)
     _hook_args(p)
+    _serve_arg(p)
     return p
 
 
-def _fast_hook_args(argv: list[str]) -> tuple[str, str | None, bool] | None:
-    """Parse `hook [--harness H] [--policy-dir D] [--watchdog]` without argparse (6 ms with
-    its imports, on every tool call); None sends anything else to argparse for its messages."""
-    harness, policy_dir, escalate = "claude", None, False
+def _fast_hook_args(argv: list[str]) -> tuple[str, str | None, bool, str | None] | None:
+    """Parse `hook [--harness H] [--policy-dir D] [--watchdog] [--serve [URL]]` without
+    argparse (6 ms with its imports, on every tool call); None sends anything else to argparse
+    for its messages. The last item is None without --serve, "" for its default URL."""
+    harness, policy_dir, escalate, serve = "claude", None, False, None
     rest = list(argv)
     while rest:
         arg = rest.pop(0)
         if arg == "--watchdog":
             escalate = True
             continue
+        if arg == "--serve":
+            serve = rest.pop(0) if rest and rest[0].startswith("http://") else ""
+            continue
         name, eq, value = arg.partition("=")
-        if name not in ("--harness", "--policy-dir"):
+        if name not in ("--harness", "--policy-dir", "--serve"):
             return None
         if not eq:
             if not rest:
@@ -112,9 +128,11 @@ def _fast_hook_args(argv: list[str]) -> tuple[str, str | None, bool] | None:
             value = rest.pop(0)
         if name == "--harness":
             harness = value
+        elif name == "--serve":
+            serve = value
         else:
             policy_dir = value
-    return harness, policy_dir, escalate
+    return harness, policy_dir, escalate, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,10 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         fast = _fast_hook_args(argv[1:])
         if fast is None:
             args = _hook_parser("watchdog hook").parse_args(argv[1:])
-            fast = (args.harness, args.policy_dir, args.watchdog)
+            fast = (args.harness, args.policy_dir, args.watchdog, args.serve)
         from watchdog import hook
 
-        return hook.main(fast[0], fast[1], fast[2], explain=False)
+        harness, policy_dir, escalate, serve = fast
+        if serve is not None:
+            return hook.main_served(harness, serve or None, policy_dir, escalate)
+        return hook.main(harness, policy_dir, escalate, explain=False)
     from watchdog.errors import WatchdogError
 
     try:
@@ -168,6 +189,10 @@ def _command(argv: list[str]) -> int:
         from watchdog import init
 
         return init.main(argv[1:])
+    if argv[:1] == ["serve"]:  # its own options, parsed by watchdog.serve
+        from watchdog import serve
+
+        return serve.main(argv[1:])
     return int(_dispatch(build_parser().parse_args(argv)))
 
 
