@@ -113,3 +113,18 @@ def test_docs_matrix_is_the_generated_one() -> None:
     start, end = text.index(matrix.BEGIN), text.index(matrix.END) + len(matrix.END)
     assert text[start:end] + "\n" == matrix.markdown(list(harnesses.NAMES)), \
         "regenerate it: watchdog harnesses --markdown"
+
+
+def test_cli_names_every_harness_and_prints_the_matrix(env: dict[str, str]) -> None:
+    from conftest import run_cli
+
+    from watchdog import cli
+
+    assert list(harnesses.NAMES) == cli.HARNESS_NAMES
+    shown = run_cli(["harnesses"], env)
+    assert shown.code == 0
+    for name in harnesses.NAMES:
+        assert f"{name}: timeout" in shown.stdout
+    assert "beforeShellExecution" in shown.stdout and "PreToolUse" in shown.stdout
+    md = run_cli(["harnesses", "--markdown"], env)
+    assert md.stdout == matrix.markdown(list(harnesses.NAMES))

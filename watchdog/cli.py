@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 
+#: Kept in step with watchdog.harnesses.NAMES (a test checks), so --help needs no import.
+HARNESS_NAMES = ["claude", "cursor", "factory", "opencode"]
+
+
 def parser_class() -> Any:
     """The argparse parser every subcommand uses, imported only off the hook's fast path: usage
     errors print the usage and exit 1, never argparse's 2 (read as "block" by harnesses)."""
@@ -35,7 +39,8 @@ def parser_class() -> Any:
 
 
 def _hook_args(p: Any) -> None:
-    p.add_argument("--harness", default="claude", help="the agent that runs the hook (claude)")
+    p.add_argument("--harness", default="claude",
+                   help="the agent that runs the hook: " + ", ".join(HARNESS_NAMES))
     p.add_argument("--policy-dir", help="policy root; default: .watchdog/ or .cupcake/ above cwd")
     p.add_argument(
         "--watchdog",
@@ -71,7 +76,7 @@ def build_parser() -> Any:
     p.add_argument("-v", "--verbose", action="store_true", help="RQ's own log lines")
     p = sub.add_parser("doctor", help="check the hook registration, policies, Redis, workers, "
                        "budget caps and WATCHDOG_* variables; exit 1 on any problem")
-    p.add_argument("--harness", default="claude", choices=["claude"], help="the agent (claude)")
+    p.add_argument("--harness", default="claude", choices=HARNESS_NAMES, help="the agent")
     p.add_argument("--dir", default=".", help="the project folder (default: the current one)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("redis", help="the Redis hooks and workers share: url, status, stop")
@@ -85,7 +90,11 @@ def build_parser() -> Any:
     sub.add_parser("test", help="run the Rego unit tests (*_test.rego) of a policy root",
                    add_help=False)
     sub.add_parser("init", help="install the default policy pack into .watchdog/ and register "
-                   "the Claude Code hooks", add_help=False)
+                   "the agent's hook (--harness claude|cursor|factory|opencode)", add_help=False)
+    sub.add_parser("uninstall", help="remove watchdog's hooks from the agent's config, and the "
+                   "pack files still as shipped", add_help=False)
+    sub.add_parser("harnesses", help="the capability matrix: what each agent's answer can "
+                   "express, per event", add_help=False)
     sub.add_parser("serve", help="a local server answering hook events over HTTP (Claude Code "
                    "`http` hooks, `hook --serve`)", add_help=False)
     return parser
@@ -189,6 +198,14 @@ def _command(argv: list[str]) -> int:
         from watchdog import init
 
         return init.main(argv[1:])
+    if argv[:1] == ["uninstall"]:
+        from watchdog import init
+
+        return init.uninstall_main(argv[1:])
+    if argv[:1] == ["harnesses"]:
+        from watchdog import matrix
+
+        return matrix.main(argv[1:])
     if argv[:1] == ["serve"]:  # its own options, parsed by watchdog.serve
         from watchdog import serve
 

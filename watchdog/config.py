@@ -77,7 +77,9 @@ _LIST_KEYS = ("judge_fallbacks", "critical_rubrics")
 # WATCHDOG_* variables read outside Settings: the folder overrides (dirs.py), and the test
 # suite's and scripts' own (tests/redis_fixtures.py, scripts/venv.sh).
 _OTHER_ENV = ("WATCHDOG_CONFIG_DIR", "WATCHDOG_CACHE_DIR", "WATCHDOG_STATE_DIR",
-              "WATCHDOG_TEST_REDIS_URL", "WATCHDOG_VENV")
+              "WATCHDOG_TEST_REDIS_URL", "WATCHDOG_VENV", "WATCHDOG_SERVE_URL",
+              "WATCHDOG_SERVE_TOKEN", "WATCHDOG_OPENCODE_FAIL_CLOSED",
+              "WATCHDOG_OPENCODE_TIMEOUT_MS")
 
 
 def has_unknown_env(env: Mapping[str, str]) -> bool:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+
+TYPE_CHECKING = False  # `typing` and `collections.abc` cost ms on `hook --serve`'s path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 def _home(env: Mapping[str, str]) -> str:

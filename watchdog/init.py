@@ -238,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-closed", action="store_true",
                    help='add "onFailure": "block": Claude Code blocks the event when the hook '
                    "cannot run, times out or prints no valid answer (Claude Code 2.1.295+)")
+    p.add_argument("--serve", action="store_true",
+                   help="register 'watchdog hook --serve': the hook asks a running 'watchdog "
+                   "serve' (warm: no imports, no bundle load per event) and evaluates "
+                   "in-process when it is down")
     p.add_argument("--no-check", action="store_true",
                    help="do not run the written hook command once on a sample event")
     return p
@@ -260,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         warn_command(args.command)
     command = hook_command(args.harness, args.watchdog, args.command or executable())
+    if args.serve:
+        command += " --serve"
     try:
         agent = harnesses.get(args.harness)
         written = install(args.dir, args.harness, args.watchdog, args.force, command,

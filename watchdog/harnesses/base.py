@@ -11,12 +11,14 @@ agent reads, and `capabilities` says, per event, what the answer can express, so
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from watchdog.decisions import Decision
 from watchdog.events import Event
+
+if TYPE_CHECKING:  # the hook path imports this module: no pathlib, no collections.abc
+    from collections.abc import Callable
+    from pathlib import Path
 
 
 class Reply(NamedTuple):

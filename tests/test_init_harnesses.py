@@ -1,0 +1,118 @@
+"""`watchdog init --harness H`, `watchdog uninstall --harness H` and `watchdog doctor --harness
+H` for every harness, as a user runs them (subprocesses, a fresh project, a home of its own).
+
+init: the pack lands in .watchdog/, the hook in the harness's own config (beside the user's
+own entries, which stay), the written command answers a sample event with a deny, and a second
+run changes nothing. uninstall: the config is the user's again (their entries, nothing of
+ours), the shipped pack files go, files the user changed stay. doctor finds the install.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import isolated_env, run_cli
+
+from watchdog import harnesses
+from watchdog.harnesses.hook_commands import is_ours
+
+USER_ENTRY = "echo user-hook"
+
+
+def _user_config(name: str) -> dict[str, Any]:
+    """A config holding one hook of the user's, in the harness's own shape."""
+    if name == "cursor":
+        return {"version": 1, "hooks": {"stop": [{"command": USER_ENTRY}]}}
+    if name == "opencode":
+        return {"$schema": "https://opencode.ai/config.json", "theme": "user"}
+    return {"theme": "user", "hooks": {"Stop": [{"hooks": [{"type": "command",
+                                                            "command": USER_ENTRY}]}]}}
+
+
+def _commands(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        own = [value["command"]] if isinstance(value.get("command"), str) else []
+        return own + [c for v in value.values() for c in _commands(v)]
+    if isinstance(value, list):
+        return [c for v in value for c in _commands(v)]
+    return []
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[dict[str, str], Path, Path]:
+    home = tmp_path / "home"
+    env = isolated_env(home)
+    env["HOME"] = str(home)
+    project = tmp_path / "project"
+    project.mkdir()
+    return env, project, home
+
+
+@pytest.mark.parametrize("name", list(harnesses.NAMES))
+def test_init_uninstall_doctor(name: str, world: tuple[dict[str, str], Path, Path]) -> None:
+    env, project, home = world
+    setup = harnesses.get(name).setup
+    config = setup.config_path(project, home, False)
+    config.parent.mkdir(parents=True, exist_ok=True)
+    original = _user_config(name)
+    config.write_text(json.dumps(original), encoding="utf-8")
+    command = f"{sys.executable} -m watchdog"
+
+    first = run_cli(["init", "--harness", name, "--dir", str(project), "--command", command],
+                    env, timeout=120)
+    assert first.code == 0, first.stdout + first.stderr
+    assert (project / ".watchdog" / "policies" / "common" / "destructive.rego").is_file()
+    assert (project / ".watchdog" / "policies" / name).is_dir()
+    written = json.loads(config.read_text(encoding="utf-8"))
+    assert USER_ENTRY in _commands(written) or name == "opencode"
+    for rel in setup.files(command, False):
+        assert (config.parent / rel).is_file(), rel
+    if setup.sample is not None:
+        assert "hook check: ok (denied `rm -rf ~`" in first.stdout, first.stdout
+        assert any(is_ours(c) for c in _commands(written)) or name == "opencode"
+    backups = list(config.parent.glob(f"{config.name}.watchdog-*.bak"))
+    assert len(backups) <= 1 and all(json.loads(b.read_text()) == original for b in backups)
+
+    again = run_cli(["init", "--harness", name, "--dir", str(project), "--command", command,
+                     "--no-check"], env, timeout=120)
+    assert again.code == 0 and "nothing changed" in again.stdout, again.stdout
+
+    report = run_cli(["doctor", "--harness", name, "--dir", str(project), "--json"], env,
+                     timeout=300)
+    found = json.loads(report.stdout)["findings"]
+    hooks = [f for f in found if f["check"] == "hooks"]
+    assert hooks and all(f["level"] == "ok" for f in hooks), hooks
+
+    mine = project / ".watchdog" / "policies" / "common" / "git.rego"
+    mine.write_text(mine.read_text() + "\n# my change\n")
+    gone = run_cli(["uninstall", "--harness", name, "--dir", str(project)], env)
+    assert gone.code == 0, gone.stdout + gone.stderr
+    after = json.loads(config.read_text(encoding="utf-8")) if config.exists() else {}
+    assert after == original
+    for rel in setup.files(command, False):
+        assert not (config.parent / rel).exists(), rel
+    assert mine.is_file() and not (mine.parent / "destructive.rego").exists()
+    twice = run_cli(["uninstall", "--harness", name, "--dir", str(project)], env)
+    assert twice.code == 0 and "nothing changed" in twice.stdout, twice.stdout
+
+
+@pytest.mark.parametrize("name", list(harnesses.NAMES))
+def test_global_install_touches_only_the_home(name: str,
+                                              world: tuple[dict[str, str], Path, Path]) -> None:
+    env, project, home = world
+    setup = harnesses.get(name).setup
+    done = run_cli(["init", "--harness", name, "--dir", str(project), "--global",
+                    "--command", f"{sys.executable} -m watchdog", "--no-check"], env, timeout=120)
+    assert done.code == 0, done.stdout + done.stderr
+    assert not (project / ".watchdog").exists() and os.listdir(project) == []
+    config = setup.config_path(project, home, True)
+    assert str(config).startswith(str(home))
+    assert config.exists() or any((config.parent / r).exists()
+                                  for r in setup.files("watchdog", False))
+    gone = run_cli(["uninstall", "--harness", name, "--dir", str(project), "--global"], env)
+    assert gone.code == 0, gone.stdout + gone.stderr
