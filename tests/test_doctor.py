@@ -84,7 +84,7 @@ def test_no_hook_registered(env: dict[str, str], project: Project) -> None:
     f = finding(report, "hooks")
     assert f["level"] == "problem" and "no watchdog hook is registered" in f["message"]
     assert f["fix"] == (f"run 'watchdog init --harness claude --dir {project.path}', or add the "
-                        "entries shown in the README")
+                        "entries shown in docs/harnesses.md")
 
 
 def test_hook_commands_that_cannot_run(env: dict[str, str], project: Project,
@@ -211,7 +211,8 @@ def test_text_output(env: dict[str, str], project: Project) -> None:
     assert lines[0] == f"watchdog doctor: {project.path} (claude)"
     assert lines[1].startswith("problem  hooks      no watchdog hook is registered")
     assert lines[2] == " " * 20 + (f"-> run 'watchdog init --harness claude --dir "
-                                   f"{project.path}', or add the entries shown in the README")
+                                   f"{project.path}', or add the entries shown in "
+                                   "docs/harnesses.md")
     assert re.fullmatch(r"\d+ problem\(s\), \d+ warning\(s\)", lines[-1])
 
 

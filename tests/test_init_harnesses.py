@@ -116,3 +116,20 @@ def test_global_install_touches_only_the_home(name: str,
                                   for r in setup.files("watchdog", False))
     gone = run_cli(["uninstall", "--harness", name, "--dir", str(project), "--global"], env)
     assert gone.code == 0, gone.stdout + gone.stderr
+
+
+def test_a_rerun_never_makes_the_opencode_plugin_fail_open(
+        world: tuple[dict[str, str], Path, Path]) -> None:
+    """init --fail-closed bakes fail-closed into the plugin; a later plain init keeps it."""
+    env, project, home = world
+    setup = harnesses.get("opencode").setup
+    command = f"{sys.executable} -m watchdog"
+    args = ["init", "--harness", "opencode", "--dir", str(project), "--command", command,
+            "--no-check"]
+    assert run_cli([*args, "--fail-closed"], env, timeout=120).code == 0
+    plugin = setup.config_path(project, home, False).parent / next(iter(setup.files("x", False)))
+    closed = plugin.read_text(encoding="utf-8")
+    assert run_cli(args, env, timeout=120).code == 0
+    assert plugin.read_text(encoding="utf-8") == closed
+    assert closed != setup.files(f"{command} hook --harness opencode", False)[
+        next(iter(setup.files("x", False)))]

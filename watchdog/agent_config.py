@@ -78,10 +78,12 @@ def install(setup: Setup, project: Path, home: Path, global_: bool, command: str
     changed, backup = _change(path, lambda c: setup.add(c, command, fail_closed))
     if changed:
         done.append(str(path) + (f" (backup: {backup.name})" if backup else ""))
+    closed = setup.files(command, True)
     for rel, text in setup.files(command, fail_closed).items():
         target = path.parent / rel
-        if target.exists() and target.read_text(encoding="utf-8", errors="replace") == text:
-            continue
+        old = target.read_text(encoding="utf-8", errors="replace") if target.exists() else None
+        if old == text or (old is not None and old == closed.get(rel)):
+            continue  # as wanted, or fail-closed already: a re-run never makes it fail open
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         done.append(str(target))

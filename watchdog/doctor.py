@@ -182,7 +182,7 @@ def check_hooks(project: Path, home: Path, harness: str = "claude",
             "hooks", "problem", f"no watchdog hook is registered in {where}, so "
             f"{harnesses.display(harness)} never calls watchdog",
             f"run 'watchdog init --harness {harness} --dir {project}', or add the entries "
-            "shown in the README"))
+            "shown in docs/harnesses.md"))
     if first is not None and env is not None:
         findings.append(_run_sample(first, project, env, setup))
     return findings + [_version(agent)], escalates
@@ -293,7 +293,7 @@ def check_verify(harness: str, project: Path, env: Mapping[str, str]) -> list[Fi
                            f"fix each file:line; 'watchdog verify' in {project} lists them"))
     if warnings:
         out.append(Finding("verify", "warning", "watchdog verify warns:\n"
-                           + "\n".join(warnings[:MAX_LINES]), "see the README's Policies section"))
+                           + "\n".join(warnings[:MAX_LINES]), "see docs/policies.md"))
     return out
 
 
@@ -415,7 +415,7 @@ def check_env(env: Mapping[str, str]) -> list[Finding]:
         findings.append(Finding(
             "env", "problem", f"{name} is set but nothing reads it, so it has no effect "
             f"({hint})", f"rename it to {nearest}" if nearest else
-            "see the README's Configuration and Escalation settings for the names"))
+            "see docs/configuration.md for the names"))
     return findings
 
 

@@ -100,9 +100,9 @@ def rulebook_template() -> str:
 
     lines = [
         "# Cupcake builtins, as Cupcake reads them. Every builtin is off unless `enabled: true`.",
-        "# To turn one on, set `enabled: true` and copy its policy from watchdog's",
-        "# policies/claude/builtins/ (global ones: policies/global/claude/builtins/) into",
-        "# .watchdog/policies/claude/builtins/. `watchdog verify` checks this file.",
+        "# To turn one on, set `enabled: true`: its policy comes from the pack shipped with",
+        "# watchdog, unless .watchdog/policies/<harness>/builtins/ holds your own copy.",
+        "# `watchdog verify` checks this file and says which copy each builtin uses.",
         "builtins:",
     ]
     for name in BUILTINS:

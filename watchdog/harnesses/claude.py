@@ -4,7 +4,7 @@
 only `hook_event_name` is required; unknown fields stay in `Event.raw` and reach the policies.
 
 `render` follows Cupcake's Claude output where Cupcake is right and does better where it drops
-information, as measured against the real CLI (2.1.197, see the README's "Differences from
+information, as measured against the real CLI (2.1.197, see docs/harnesses.md, "Differences from
 Cupcake"):
 * context (`add_context`, `agent_context`) is kept next to deny/ask on events that accept
   `additionalContext`, and on PreToolUse allow (Cupcake drops it there);
