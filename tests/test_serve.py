@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, PolicyRoot, bash, isolated_env, rego_policy, run_cli
+from conftest import REPO, PolicyRoot, bash, claude_event, isolated_env, rego_policy, run_cli
 
 from watchdog import cli
 
@@ -444,3 +444,47 @@ def test_escaping_round_trips() -> None:
         assert unescape(escaped) == text
         assert unescape(escaped.encode("latin-1")) == text
 
+
+
+def test_a_slow_event_does_not_hold_up_another_session(
+        serve: Any, env: dict[str, str], root: PolicyRoot, tmp_path: Path) -> None:
+    """Events run in parallel threads (only Rego queries take turns): while one event waits on
+    a slow signal (as a `wait` escalation waits on the judge), another is answered."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    root.rulebook(f"""
+        signals:
+          slow:
+            command: "touch {started}; while [ ! -e {release} ]; do sleep 0.02; done; echo go"
+            timeout_seconds: 60
+    """)
+    root.add("slow.rego", rego_policy(
+        "cupcake.policies.slow",
+        'deny contains {"rule_id": "S", "reason": "slow", "severity": "HIGH"} if '
+        'input.signals.slow == "go"', events=["PreToolUse"], tools=["Bash"], signals=["slow"]))
+    root.add("prompt.rego", rego_policy(
+        "cupcake.policies.prompt",
+        'add_context contains "seen" if input.hook_event_name == "UserPromptSubmit"',
+        events=["UserPromptSubmit"]))
+    s = serve(env, "--policy-dir", str(root.path))
+    host, port = s.url.removeprefix("http://").rsplit(":", 1)
+    slow: list[bytes] = []
+
+    def post_slow() -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        conn.request("POST", "/hook/claude", json.dumps(bash("ls", cwd="/tmp")),
+                     {"Authorization": f"Bearer {s.token}"})
+        slow.append(conn.getresponse().read())
+        conn.close()
+
+    thread = threading.Thread(target=post_slow)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline, "the signal never started"
+        time.sleep(0.01)
+    status, _, body = s.post(claude_event("UserPromptSubmit", prompt="hi", cwd="/tmp"))
+    assert status == 200 and not slow, "the prompt waited for the slow event"
+    assert json.loads(body)["hookSpecificOutput"]["additionalContext"] == "seen"
+    release.touch()
+    thread.join(timeout=60)
+    assert json.loads(slow[0])["hookSpecificOutput"]["permissionDecision"] == "deny"

@@ -141,9 +141,9 @@ class Metrics:
 
 
 class Server(ThreadingHTTPServer):
-    """One pipeline run at a time (`lock`): a loaded regopy interpreter takes one query at a
-    time, and rego-cpp's stdout guard swaps the process's fd 1. So a `wait` escalation (up
-    to wait_deadline_s) holds up the events behind it."""
+    """Events run in parallel threads; only the Rego queries take turns (engine.REGO_LOCK: an
+    interpreter takes one query at a time, and rego-cpp's stdout guard swaps the process's
+    fd 1), so one session's `wait` escalation or slow signal never holds up another's."""
 
     daemon_threads = True  # idle keep-alive connections must not hold up the exit
 
@@ -153,7 +153,6 @@ class Server(ThreadingHTTPServer):
         self.token = token.encode()
         self.defaults = defaults
         self.metrics = Metrics()
-        self.lock = threading.Lock()
         self.stopping = False
         self.active = 0
         self.idle = threading.Condition()
@@ -171,11 +170,9 @@ class Server(ThreadingHTTPServer):
                 name, _, value = unescape(raw).partition("=")
                 if name.startswith("WATCHDOG_"):
                     env[name] = value
-        with self.lock:
-            start = time.perf_counter()
-            result = pipeline.run(harness, body, env=env, policy_dir=policy_dir,
-                                  escalate=escalate)
-            seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        result = pipeline.run(harness, body, env=env, policy_dir=policy_dir, escalate=escalate)
+        seconds = time.perf_counter() - start
         self.metrics.observe(harness, result, seconds, escalate)
         return result, seconds
 

@@ -37,7 +37,9 @@ def remember(state_dir: str, key: str, decision: Decision) -> None:
     record: dict[str, Any] = {"key": key, "at": time.time()}
     record.update({f: getattr(decision, f) for f in _FIELDS})
     record["escalated"] = [e.rule_id for e in decision.escalations]
-    tmp = f"{path}.{os.getpid()}.tmp"
+    import threading  # only when writing: the hook path stays free of it
+
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(record, fh)
     os.replace(tmp, path)

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -48,7 +49,7 @@ def _snapshot_budget(conn: Any, settings: Settings, session_id: str) -> None:
         state = Budget(conn, settings.redis_prefix, settings.budget_daily_usd,
                        settings.budget_session_usd, settings.budget_total_usd).state(session_id)
         path = os.path.join(settings.state_dir, pending.BUDGET_SNAPSHOT)
-        tmp = f"{path}.{os.getpid()}.tmp"
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(state, fh)
         os.replace(tmp, path)

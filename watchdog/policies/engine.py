@@ -11,17 +11,24 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from typing import Any
 
 from watchdog.errors import PolicyRuntimeError
+
+#: rego-cpp work, one thread at a time: an interpreter takes one query at a time, and
+#: QuietStdout swaps the process's fd 1 (`watchdog serve` answers events from many threads).
+REGO_LOCK = threading.RLock()
 
 
 class QuietStdout:
     """Send fd 1 to /dev/null while rego-cpp runs: it prints diagnostics there (compile errors,
     and some builtins' failures at evaluation time), and a hook's stdout belongs to the harness.
+    Holds REGO_LOCK while fd 1 is swapped.
     """
 
     def __enter__(self) -> None:
+        REGO_LOCK.acquire()
         sys.stdout.flush()
         self._saved = os.dup(1)
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -29,8 +36,11 @@ class QuietStdout:
         os.close(devnull)
 
     def __exit__(self, *exc: object) -> None:
-        os.dup2(self._saved, 1)
-        os.close(self._saved)
+        try:
+            os.dup2(self._saved, 1)
+            os.close(self._saved)
+        finally:
+            REGO_LOCK.release()
 
 
 def error_messages(node: Any) -> list[str]:
@@ -75,26 +85,27 @@ class Engine:
         """The entrypoint's value for this input; undefined is an error (evaluate must exist)."""
         from regopy import rego_shared as rs
 
-        try:
-            # The input goes in as JSON text: terms built by regopy.Input hold strings in a form
-            # some builtins reject (json.marshal of an input array is undefined and prints a
-            # diagnostic), so a policy would silently decide differently.
-            self._interp.set_input_term(json.dumps(input_doc))
-            with QuietStdout():
-                out = rs.rego_bundle_query_entrypoint(
-                    self._interp._impl, self._bundle._impl, entrypoint
-                )
-        except Exception as exc:  # noqa: BLE001
-            raise PolicyRuntimeError(f"policy evaluation failed: {exc}") from exc
-        try:
-            if not rs.rego_output_ok(out):
-                raise PolicyRuntimeError(
-                    f"a policy raised an error at run time: {_error_text(out)}. "
-                    "Run 'watchdog eval --explain' on this event to see which."
-                )
-            text = rs.rego_output_string(out)
-        finally:
-            rs.rego_free_output(out)
+        with REGO_LOCK:  # the input term and the query belong together
+            try:
+                # The input goes in as JSON text: terms built by regopy.Input hold strings in a
+                # form some builtins reject (json.marshal of an input array is undefined and
+                # prints a diagnostic), so a policy would silently decide differently.
+                self._interp.set_input_term(json.dumps(input_doc))
+                with QuietStdout():
+                    out = rs.rego_bundle_query_entrypoint(
+                        self._interp._impl, self._bundle._impl, entrypoint
+                    )
+            except Exception as exc:  # noqa: BLE001
+                raise PolicyRuntimeError(f"policy evaluation failed: {exc}") from exc
+            try:
+                if not rs.rego_output_ok(out):
+                    raise PolicyRuntimeError(
+                        f"a policy raised an error at run time: {_error_text(out)}. "
+                        "Run 'watchdog eval --explain' on this event to see which."
+                    )
+                text = rs.rego_output_string(out)
+            finally:
+                rs.rego_free_output(out)
         if text == "undefined":
             raise PolicyRuntimeError(
                 f"the entrypoint {entrypoint} is undefined. Check system/evaluate.rego: "
@@ -115,5 +126,8 @@ def load(bundle_path: str) -> Engine:
     files are named by content hash and CRC, so a cached path never changes meaning."""
     engine = _LOADED.get(bundle_path)
     if engine is None:
-        engine = _LOADED[bundle_path] = Engine(bundle_path)
+        with REGO_LOCK:
+            engine = _LOADED.get(bundle_path)
+            if engine is None:
+                engine = _LOADED[bundle_path] = Engine(bundle_path)
     return engine
