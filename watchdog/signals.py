@@ -29,7 +29,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:  # annotations only: the TypedDicts cost ~2 ms to create
+    from watchdog.policies.manifest import Manifest
+
+
 
 BUILTIN_PREFIXES = ("cupcake.policies.builtins.", "cupcake.global.policies.builtins.")
 GIT_OPERATIONS = ("git commit", "git push", "git merge")
@@ -83,7 +88,7 @@ def _builtin_names(builtin: str, generated: Iterable[str], doc: dict[str, Any]) 
 
 
 def required(
-    manifest: dict[str, Any], scope: str, packages: Iterable[str], doc: dict[str, Any]
+    manifest: Manifest, scope: str, packages: Iterable[str], doc: dict[str, Any]
 ) -> list[str]:
     """The signal names one scope's matched packages need for this (preprocessed) event."""
     declared = {

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from watchdog import evaluation
 from watchdog.config import Settings
@@ -41,6 +41,10 @@ from watchdog.evals.judges import Judge
 from watchdog.events import Event
 from watchdog.harnesses import claude
 from watchdog.trace import Trace
+
+if TYPE_CHECKING:  # annotations only: the TypedDicts cost ~2 ms to create
+    from watchdog.policies.manifest import Manifest
+
 
 PolicyTier = Literal["deny", "ask", "escalate", "allow"]
 FinalTier = Literal["deny", "ask", "warn", "allow"]
@@ -213,7 +217,7 @@ class Runner:
                 target.verdict = {**o.record, "stale": True}
             owed.remove(o)
 
-    def _escalate(self, event: Event, case: Case, decision: Decision, manifest: dict[str, Any],
+    def _escalate(self, event: Event, case: Case, decision: Decision, manifest: Manifest,
                   outcome: Outcome, owed: list[_Owed]) -> None:
         from watchdog.escalation import request
         from watchdog.redact import redact

@@ -26,6 +26,7 @@ from watchdog import __version__
 from watchdog.policies import layout, metadata, routing
 from watchdog.policies import rulebook as rulebook_mod
 from watchdog.policies.engine import QuietStdout
+from watchdog.policies.manifest import Excluded, Manifest, PolicyInfo
 
 MAIN_MODULE = "<watchdog>/watchdog_system.rego"
 SCOPES = ("project", "global")
@@ -158,7 +159,7 @@ def _reads(source: str, field: str) -> bool:
     return bool(whole and re.search(rf"\b{field}\b", code))
 
 
-def _add_signals(manifest: dict[str, Any], scope: str, signals: dict[str, Any],
+def _add_signals(manifest: Manifest, scope: str, signals: dict[str, Any],
                  builtin_signals: dict[str, tuple[str, ...]]) -> None:
     """Signal definitions per scope for the hook's runner (`watchdog.signals`); a later root
     of the same scope (a second global root) adds to them."""
@@ -169,7 +170,7 @@ def _add_signals(manifest: dict[str, Any], scope: str, signals: dict[str, Any],
 
 
 def _collect(
-    roots: list[layout.Root], files: list[layout.PolicyFile], manifest: dict[str, Any]
+    roots: list[layout.Root], files: list[layout.PolicyFile], manifest: Manifest
 ) -> tuple[list[tuple[str, str]], dict[str, str], dict[str, list[str]]]:
     """Choose the modules to compile and fill the manifest's routing, problems and builtins."""
     modules: list[tuple[str, str]] = []
@@ -179,7 +180,7 @@ def _collect(
     packages: dict[str, set[str]] = {scope: set() for scope in SCOPES}
     routed: dict[str, list[tuple[str, metadata.Routing]]] = {scope: [] for scope in SCOPES}
     routed_common: dict[str, list[tuple[str, metadata.Routing]]] = {s: [] for s in SCOPES}
-    policies: dict[str, list[dict[str, Any]]] = {scope: [] for scope in SCOPES}
+    policies: dict[str, list[PolicyInfo]] = {scope: [] for scope in SCOPES}
     enabled: dict[int, tuple[str, ...]] = {}
     reads_shell = dict.fromkeys(SCOPES, False)
     reads_session = dict.fromkeys(SCOPES, False)
@@ -278,7 +279,7 @@ def _collect(
 
 def _shipped_builtins(roots: list[layout.Root], files: list[layout.PolicyFile],
                       enabled: dict[int, tuple[str, ...]],
-                      manifest: dict[str, Any]) -> list[layout.PolicyFile]:
+                      manifest: Manifest) -> list[layout.PolicyFile]:
     """Builtins a rulebook enables but its root has no Rego for come from the shipped pack
     (a user who only edits `rulebook.yml` gets them, as Cupcake's docs promise); the
     manifest's `builtin_sources` says which copy each enabled builtin uses, for `verify`."""
@@ -343,7 +344,7 @@ def _named_policies(problems: list[str], files: list[layout.PolicyFile]) -> set[
 def _exclude_culprits(
     harness: str, roots: list[layout.Root], bundle_dir: str | None, files: list[layout.PolicyFile],
     exclude: tuple[str, ...], problems: list[str], sources: dict[str, str],
-) -> dict[str, Any] | None:
+) -> Manifest | None:
     """One broken policy must not switch off the others: find the files that fail (named by
     the compiler, else by compiling each one alone), leave them out, and build the rest. None
     when no culprit is found or nothing would be left."""
@@ -355,16 +356,16 @@ def _exclude_culprits(
             if f.kind != "policy":
                 continue
             alone = build(harness, roots, None, only=f.path, isolate=False)
-            if alone.get("error"):
-                found[f.path] = alone["error"].get("problems") or [
-                    f"{f.path}:1: fails to compile"]
+            failed = alone.get("error")
+            if failed:
+                found[f.path] = failed.get("problems") or [f"{f.path}:1: fails to compile"]
     remaining = [f for f in files if f.kind == "policy" and f.path not in found]
     if not found or not remaining:
         return None
     manifest = build(harness, roots, bundle_dir, exclude=exclude + tuple(sorted(found)))
     manifest["excluded"] = [
-        {"file": path, "problems": [m if ".rego:" in m else f"{path}:1: {m}" for m in msgs],
-         "rule_ids": rule_ids(sources.get(path, ""))}
+        Excluded(file=path, problems=[m if ".rego:" in m else f"{path}:1: {m}" for m in msgs],
+                 rule_ids=rule_ids(sources.get(path, "")))
         for path, msgs in sorted(found.items())
     ] + list(manifest.get("excluded", []))
     return manifest
@@ -373,7 +374,7 @@ def _exclude_culprits(
 def build(
     harness: str, roots: list[layout.Root], bundle_dir: str | None, only: str | None = None,
     exclude: tuple[str, ...] = (), isolate: bool = True,
-) -> dict[str, Any]:
+) -> Manifest:
     """Compile the roots; return the manifest (with `error` set when compilation failed).
 
     With `bundle_dir` None nothing is written (verify). Never raises for policy problems.
@@ -387,7 +388,7 @@ def build(
         files = [f for f in files if f.kind != "policy" or f.path == only]
     if exclude:
         files = [f for f in files if f.path not in exclude]
-    manifest: dict[str, Any] = {
+    manifest: Manifest = {
         "v": 1,
         "watchdog_version": __version__,
         "harness": harness,

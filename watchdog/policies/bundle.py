@@ -18,16 +18,20 @@ import json
 import os
 import sys
 import zlib
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from watchdog.errors import PolicyCompileError, PolicyError
 from watchdog.policies import layout
+
+if TYPE_CHECKING:  # annotations only: the TypedDicts cost ~2 ms to create
+    from watchdog.policies.manifest import Excluded, Manifest
+
 
 BUILD_TIMEOUT_S = 60.0
 
 
 class Loaded(NamedTuple):
-    manifest: dict[str, Any]
+    manifest: Manifest
     bundle_path: str | None  # None when nothing can route (no bundle needed)
     rebuilt: bool
     cache_warning: str | None  # set when the cache dir could not be used
@@ -38,13 +42,16 @@ def manifest_path(cache_dir: str, harness: str, roots: list[layout.Root]) -> str
     return os.path.join(cache_dir, "manifests", f"{harness}-{zlib.crc32(key):08x}.json")
 
 
-def _read_manifest(path: str) -> dict[str, Any] | None:
+def _read_manifest(path: str) -> Manifest | None:
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("v") == 1 else None
+    if not isinstance(data, dict) or data.get("v") != 1:
+        return None
+    manifest: Manifest = data  # type: ignore[assignment]  # our own JSON, version-checked
+    return manifest
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -57,7 +64,7 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def bundle_ok(path: str, manifest: dict[str, Any]) -> bool:
+def bundle_ok(path: str, manifest: Manifest) -> bool:
     """Size and CRC match what the builder wrote: loading a damaged bundle crashes rego-cpp."""
     try:
         with open(path, "rb") as fh:
@@ -72,7 +79,7 @@ def bundle_ok(path: str, manifest: dict[str, Any]) -> bool:
 def run_builder(
     harness: str, roots: list[layout.Root], bundle_dir: str | None, only: str | None = None,
     exclude: tuple[str, ...] = (),
-) -> dict[str, Any]:
+) -> Manifest:
     """Compile in a child process; a crash there becomes a PolicyCompileError, not ours.
 
     `only` keeps a single policy file (plus system and helper files), to find a culprit;
@@ -113,10 +120,11 @@ def run_builder(
             f"building the policy bundle for {where} failed: {detail}. "
             "Run 'watchdog verify' for details."
         )
-    return manifest
+    built: Manifest = manifest  # type: ignore[assignment]  # the builder's JSON (build.py)
+    return built
 
 
-def _failure_manifest(fp: list[Any], exc: PolicyCompileError) -> dict[str, Any]:
+def _failure_manifest(fp: list[Any], exc: PolicyCompileError) -> Manifest:
     return {
         "v": 1,
         "fingerprint": fp,
@@ -140,14 +148,15 @@ def crashing_policies(harness: str, roots: list[layout.Root]) -> dict[str, list[
         except PolicyCompileError:
             found[f.path] = [f"{f.path}:1: the Rego compiler crashes on this policy"]
             continue
-        if manifest.get("error"):
+        failed = manifest.get("error")
+        if failed:
             found[f.path] = [p if ".rego:" in p else f"{f.path}:1: {p.removeprefix('rego: ')}"
-                             for p in manifest["error"].get("problems") or ["fails to compile"]]
+                             for p in failed.get("problems") or ["fails to compile"]]
     return found
 
 
 def _without_crashing(harness: str, roots: list[layout.Root],
-                      bundle_dir: str) -> dict[str, Any] | None:
+                      bundle_dir: str) -> Manifest | None:
     """The compiler crashed on the whole set: leave out the policies that crash it alone, so
     one bad file does not switch every policy off. None when that does not help."""
     found = crashing_policies(harness, roots)
@@ -161,7 +170,7 @@ def _without_crashing(harness: str, roots: list[layout.Root],
         return None
     from watchdog.policies.build import rule_ids
 
-    excluded = []
+    excluded: list[Excluded] = []
     for path, problems in sorted(found.items()):
         try:
             with open(path, encoding="utf-8", errors="replace") as fh:

@@ -62,8 +62,9 @@ def verify(harness: str, policy_dir: str | None) -> int:
         ids = ", ".join(item.get("rule_ids") or []) or "all its rules"
         problems += [f"{p} (left out: {ids} off)" for p in item.get("problems") or
                      [f"{item.get('file')}:1: fails to compile"]]
-    if manifest.get("error"):
-        errors = manifest["error"].get("problems") or [manifest["error"]["message"]]
+    failed = manifest.get("error")
+    if failed:
+        errors = failed.get("problems") or [str(failed.get("message"))]
         if not any(".rego:" in e for e in errors):
             errors = _culprits(harness, roots) or errors  # rego gave no location: find the file
         problems += errors
