@@ -13,9 +13,13 @@ harness that can show context next to a deny does; Cupcake drops them.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from watchdog.errors import DecisionFormatError
+
+if TYPE_CHECKING:  # annotations only
+    from watchdog.escalation.records import VerdictRecord
+
 
 HALT, DENY, BLOCK, ASK, MODIFY, ALLOW = "halt", "deny", "block", "ask", "modify", "allow"
 BLOCKING = (HALT, DENY, BLOCK)
@@ -290,7 +294,7 @@ STRENGTH = {HALT: 5, DENY: 4, BLOCK: 3, ASK: 2, MODIFY: 1, ALLOW: 0}
 JUDGE_RULE_ID = "WATCHDOG-JUDGE"
 
 
-def merge_advisory(policy: Decision, verdict: dict[str, Any], later: bool = False) -> Decision:
+def merge_advisory(policy: Decision, verdict: VerdictRecord, later: bool = False) -> Decision:
     """Add a judge's verdict to the policy's decision; the result is never weaker.
 
     The judge only adds: `allow` changes nothing, `add_context` adds context, `warn` and

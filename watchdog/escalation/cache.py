@@ -47,13 +47,17 @@ import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 from redis.commands.core import Script
 
 from watchdog.escalation.redis_errors import redis_errors
 from watchdog.preprocess import SHELL_TOOLS, normalize_whitespace
+
+if TYPE_CHECKING:  # annotations only
+    from watchdog.escalation.records import VerdictRecord
+
 
 logger = logging.getLogger(__name__)
 
@@ -289,17 +293,19 @@ class VerdictCache:
     def redis_key(self, key: str) -> str:
         return f"{self.prefix}verdict:{key}"
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> VerdictRecord | None:
         """The cached verdict, or None; counts a hit or a miss."""
         with redis_errors("reading the verdict cache"):
             value = self._get(keys=[self.redis_key(key), self._hits, self._misses])
         if value is None:
             return None
+        from watchdog.escalation.records import from_json
+
         try:
-            verdict = json.loads(value)
+            verdict = from_json(json.loads(value))
         except (ValueError, UnicodeDecodeError):
             verdict = None
-        if not isinstance(verdict, dict):
+        if verdict is None:
             # Not ours or damaged: judge again rather than trust it; put() will overwrite it.
             logger.warning("cache_entry_invalid", extra={"cache_key": key[:16]})
             return None

@@ -30,12 +30,15 @@ from watchdog.errors import WatchdogError
 from watchdog.escalation import delivery, pending, queue
 from watchdog.events import Event
 
-if TYPE_CHECKING:  # annotations only: the TypedDicts cost ~2 ms to create
+if TYPE_CHECKING:
+    from watchdog.escalation.records import (
+        VerdictRecord,  # annotations only: the TypedDicts cost ~2 ms to create
+    )
     from watchdog.policies.manifest import Manifest
 
 
 
-def _log_verdict(settings: Settings, event: Event, record: dict[str, Any], how: str) -> None:
+def _log_verdict(settings: Settings, event: Event, record: VerdictRecord, how: str) -> None:
     logs.write(
         settings.state_dir, "warning" if record.get("decision") in ("warn", "unknown", "ask")
         else "info", "verdict", how=how, session_id=event.session_id, hook_event=event.name,
@@ -140,7 +143,7 @@ def _escalate(conn: Any, event: Event, decision: Decision, manifest: Manifest,
     hit = VerdictCache(conn, settings.redis_prefix, settings.verdict_ttl_s).get(key)
     if hit is not None:
         trace(f"verdict cache hit: {hit.get('decision')}")
-        record = {**hit, "cached": True, "label": payload["label"]}
+        record: VerdictRecord = {**hit, "cached": True, "label": payload["label"]}
         _log_verdict(settings, event, record, "cache")
         return merge_advisory(decision, record), True
     job = queue.enqueue(queue.queue(conn, settings), payload["job_id"], payload, settings)
@@ -160,7 +163,8 @@ def _escalate(conn: Any, event: Event, decision: Decision, manifest: Manifest,
             conn, pending.result_key(settings.redis_prefix, payload["job_id"]), deadline
         )
         if raw is not None:
-            record = {**pending.parse_result(raw, payload["label"]), "label": payload["label"]}
+            record = pending.parse_result(raw, payload["label"])
+            record["label"] = payload["label"]
             trace(f"verdict in time: {record.get('decision')}")
             _log_verdict(settings, event, record, "wait")
             return merge_advisory(decision, record), False

@@ -30,6 +30,7 @@ from watchdog.escalation import cupcake_watchdog as cw
 from watchdog.escalation import judge, verdicts
 from watchdog.escalation.cache import VerdictCache
 from watchdog.escalation.pending import result_key
+from watchdog.escalation.records import VerdictRecord
 from watchdog.escalation.verdicts import budget_for
 
 logger = logging.getLogger(__name__)
@@ -41,13 +42,13 @@ def settings() -> config.Settings:
     return config.load()
 
 
-def _finish(conn: Any, s: config.Settings, job_id: str, record: dict[str, Any],
-            payload: dict[str, Any]) -> dict[str, Any]:
+def _finish(conn: Any, s: config.Settings, job_id: str, record: VerdictRecord,
+            payload: dict[str, Any]) -> VerdictRecord:
     record = {
         **record,
-        "label": payload.get("label"),
-        "rubric": payload.get("rubric"),
-        "session_id": payload.get("session_id"),
+        "label": str(payload.get("label") or ""),
+        "rubric": str(payload.get("rubric") or ""),
+        "session_id": str(payload.get("session_id") or ""),
         "judged_at": time.time(),
     }
     text = json.dumps(record)
@@ -61,7 +62,7 @@ def _finish(conn: Any, s: config.Settings, job_id: str, record: dict[str, Any],
     return record
 
 
-def judge_event(payload: dict[str, Any]) -> dict[str, Any]:
+def judge_event(payload: dict[str, Any]) -> VerdictRecord:
     """RQ entry point: judge one escalated event and store the verdict for its session.
 
     Cache, budget and judge are `verdicts.judge_payload`, the same function the eval harness

@@ -17,10 +17,14 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from watchdog import logs
 from watchdog.statefile import locked_json, session_path
+
+if TYPE_CHECKING:  # annotations only
+    from watchdog.escalation.records import VerdictRecord
+
 
 MARKER_DIR = "pending"
 LOST_AFTER_S = 600  # default: a verdict still not there after 10 minutes is reported as lost
@@ -102,18 +106,20 @@ def claim_key(prefix: str, request_id: str) -> str:
     return f"{prefix}delivered:{request_id}"
 
 
-def _lost(e: Entry, reason: str) -> dict[str, Any]:
+def _lost(e: Entry, reason: str) -> VerdictRecord:
     return {"decision": "unknown", "confidence": 0.0, "label": e.label, "lost": True,
             "reason": reason}
 
 
-def parse_result(raw: Any, label: str) -> dict[str, Any]:
+def parse_result(raw: Any, label: str) -> VerdictRecord:
     """A stored verdict; garbage in the result key is an explicit `unknown`, never dropped."""
+    from watchdog.escalation.records import from_json
+
     try:
-        record = json.loads(raw)
+        record = from_json(json.loads(raw))
     except (ValueError, TypeError):
         record = None
-    if not isinstance(record, dict):
+    if record is None:
         return {"decision": "unknown", "confidence": 0.0, "label": label, "lost": True,
                 "reason": "the judge's stored verdict is not valid JSON (see the worker's log)"}
     return record
@@ -122,7 +128,7 @@ def parse_result(raw: Any, label: str) -> dict[str, Any]:
 def collect(conn: Any, prefix: str, state_dir: str, session_id: str,
             now: float | None = None, lost_after_s: float = LOST_AFTER_S,
             status: Callable[[str], str | None] | None = None,
-            queue_name: str = "watchdog") -> list[dict[str, Any]]:
+            queue_name: str = "watchdog") -> list[VerdictRecord]:
     """Finished verdicts owed to this session, each returned by exactly one caller.
 
     A verdict that cannot come any more is an explicit `unknown` at once: its job failed, or
@@ -135,7 +141,7 @@ def collect(conn: Any, prefix: str, state_dir: str, session_id: str,
     from watchdog.escalation.redis_errors import redis_errors
 
     now = time.time() if now is None else now
-    out: list[dict[str, Any]] = []
+    out: list[VerdictRecord] = []
     with _locked(marker_path(state_dir, session_id)) as entries:
         keep: list[Entry] = []
         for e in entries:
@@ -168,8 +174,8 @@ def collect(conn: Any, prefix: str, state_dir: str, session_id: str,
                                    ex=7 * 24 * 3600)
             if not claimed:
                 continue  # a parallel hook of this session delivered it
-            record = {**record, "label": record.get("label") or e.label, "stale": e.stale,
-                      "path": e.path}
+            record["label"] = record.get("label") or e.label
+            record["stale"], record["path"] = e.stale, e.path
             out.append(record)
         entries[:] = keep
     return out

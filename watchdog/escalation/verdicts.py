@@ -44,6 +44,7 @@ from watchdog.config import Settings
 from watchdog.errors import JudgeError, JudgeTransient
 from watchdog.escalation.budget import CAP_VARS, Budget, to_micros, usd_text
 from watchdog.escalation.cache import VerdictCache
+from watchdog.escalation.records import VerdictRecord, from_dump
 from watchdog.escalation.verdict import MAX_TEXT_CHARS
 
 logger = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def budget_for(conn: Any, settings: Settings, clock: Callable[[], float] = time.
                   settings.budget_session_usd, settings.budget_total_usd, clock)
 
 
-def fallback(payload: dict[str, Any], settings: Settings, why: str) -> dict[str, Any]:
+def fallback(payload: dict[str, Any], settings: Settings, why: str) -> VerdictRecord:
     """What applies when no model call is made (the budget is out): `ask` for a rubric marked
     `critical` (in its file or in `critical_rubrics`) or with `budget_fallback = "ask"`, else
     an `add_context` note that the action was not reviewed."""
@@ -88,21 +89,22 @@ def fallback(payload: dict[str, Any], settings: Settings, why: str) -> dict[str,
             "reason": f"the judge is off ({why}); this action was not reviewed"}
 
 
-def unknown(reason: str) -> dict[str, Any]:
+def unknown(reason: str) -> VerdictRecord:
     """The record for a judge that could not decide; delivered to the user as a warning."""
     return {"decision": "unknown", "confidence": 0.0, "reason": reason}
 
 
-def seen_in_part(record: dict[str, Any], shown: int, total: int) -> dict[str, Any]:
+def seen_in_part(record: VerdictRecord, shown: int, total: int) -> VerdictRecord:
     """`record` for a tool call the judge saw only `shown` of `total` characters of: it says
     so, and an `allow` becomes a `warn` (see the module docstring)."""
     if total - shown <= MAX_SILENT_UNSEEN_CHARS or record.get("decision") == "unknown":
         return record
     note = f"the judge saw only {shown:,} of the tool call's {total:,} characters"
-    out = {**record, "cut": {"shown": shown, "total": total}}
+    out: VerdictRecord = {**record, "cut": {"shown": shown, "total": total}}
     if record.get("decision") == "allow":
-        out.update(decision="warn", reason=f"allowed on a partial view: {note}; "
-                                           f"{record.get('reason', '')}"[:MAX_TEXT_CHARS])
+        out["decision"] = "warn"
+        out["reason"] = (f"allowed on a partial view: {note}; "
+                         f"{record.get('reason', '')}")[:MAX_TEXT_CHARS]
     else:
         out["reason"] = f"{record.get('reason', '')} ({note})"[:MAX_TEXT_CHARS]
     return out
@@ -110,7 +112,7 @@ def seen_in_part(record: dict[str, Any], shown: int, total: int) -> dict[str, An
 
 def judge_payload(conn: Any, settings: Settings, payload: dict[str, Any], *,
                   use_cache: bool = True,
-                  clock: Callable[[], float] = time.time) -> dict[str, Any]:
+                  clock: Callable[[], float] = time.time) -> VerdictRecord:
     """The verdict record for one payload (see the module docstring).
 
     `use_cache=False` neither reads nor writes the cache (the eval harness's repeated calls,
@@ -146,8 +148,9 @@ def judge_payload(conn: Any, settings: Settings, payload: dict[str, Any], *,
         return unknown(f"the judge failed: {exc}")
     # A model litellm cannot price keeps its worst-case charge: the budget must still bind.
     budget.settle(reservation, result.cost_usd if result.priced else worst)
-    record = {**result.verdict.model_dump(), "model": result.model, "cost_usd": result.cost_usd,
-              "latency_ms": result.latency_ms, "cached": False}
+    record = from_dump({**result.verdict.model_dump(), "model": result.model,
+                        "cost_usd": result.cost_usd, "latency_ms": result.latency_ms,
+                        "cached": False})
     cut = rubric.tool_call_cut(payload)
     record = seen_in_part(record, cut.shown, cut.total)
     if use_cache and result.verdict.decision != "unknown":

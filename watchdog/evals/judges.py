@@ -17,6 +17,11 @@ or verdicts recorded by an earlier run.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from watchdog.escalation.records import VerdictRecord
+
 import contextlib
 import json
 import os
@@ -43,7 +48,7 @@ class Judge(Protocol):
     label: str
 
     def judge(self, case: Case, payload: dict[str, Any], now: float,
-              repeats: int) -> list[dict[str, Any]]: ...
+              repeats: int) -> list[VerdictRecord]: ...
 
     def close(self) -> None: ...
 
@@ -56,7 +61,7 @@ class LiveJudge:
         self.settings, self.conn, self.label, self.sleep = settings, conn, label, sleep
 
     def judge(self, case: Case, payload: dict[str, Any], now: float,
-              repeats: int) -> list[dict[str, Any]]:
+              repeats: int) -> list[VerdictRecord]:
         records = []
         for i in range(max(1, repeats)):
             # Repeats measure the judge's consistency: no cache, and a fresh budget reservation.
@@ -64,7 +69,7 @@ class LiveJudge:
             records.append(self._one(call, use_cache=i == 0, now=now))
         return records
 
-    def _one(self, payload: dict[str, Any], use_cache: bool, now: float) -> dict[str, Any]:
+    def _one(self, payload: dict[str, Any], use_cache: bool, now: float) -> VerdictRecord:
         from watchdog.escalation import verdicts
 
         s = self.settings
@@ -111,17 +116,20 @@ class RecordedJudge:
         if not isinstance(data, dict) or data.get("kind") != RUN_KIND:
             raise EvalInputError(f"{path} is not the --json output of 'watchdog evals run' "
                                  f"(its 'kind' is not {RUN_KIND!r}).")
-        self.by_id: dict[str, list[dict[str, Any]]] = {}
+        self.by_id: dict[str, list[VerdictRecord]] = {}
         for event in data.get("events") or []:
             if isinstance(event, dict) and isinstance(event.get("judge"), dict):
                 repeats = event.get("judge_repeats")
                 records = repeats if isinstance(repeats, list) and repeats else [event["judge"]]
-                self.by_id[str(event.get("id"))] = [dict(r) for r in records
-                                                    if isinstance(r, dict)]
+                from watchdog.escalation.records import from_json
+
+                self.by_id[str(event.get("id"))] = [
+                    rec for r in records if (rec := from_json(dict(r) if isinstance(r, dict)
+                                                              else None)) is not None]
         self.model = (data.get("config") or {}).get("judge_model")
 
     def judge(self, case: Case, payload: dict[str, Any], now: float,
-              repeats: int) -> list[dict[str, Any]]:
+              repeats: int) -> list[VerdictRecord]:
         records = self.by_id.get(case.id)
         if not records:
             return [{"decision": "unknown", "confidence": 0.0, "missing": True,

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchdog.evals.cases import Problem
 from watchdog.evals.judges import RUN_KIND
 from watchdog.evals.runner import Outcome
+
+if TYPE_CHECKING:
+    from watchdog.escalation.records import VerdictRecord
 
 HEADLINE = ("recall_screened", "recall_ask", "recall_deny", "fpr_deny", "fpr_ask",
             "fpr_screened", "escalation_rate", "cost_per_1k_usd", "cache_hit_rate", "flip_rate",
@@ -49,10 +52,11 @@ def summary_text(payload: dict[str, Any], limit: int = 160) -> str:
     return f"{head} {text}".strip()
 
 
-def _judge(record: dict[str, Any] | None) -> dict[str, Any] | None:
+def _judge(record: VerdictRecord | None) -> dict[str, Any] | None:
     if record is None:
         return None
-    return {k: record[k] for k in _JUDGE_KEYS if k in record}
+    kept: dict[str, Any] = dict(record)
+    return {k: kept[k] for k in _JUDGE_KEYS if k in kept}
 
 
 def event_record(o: Outcome) -> dict[str, Any]:

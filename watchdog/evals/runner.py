@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from watchdog import evaluation
 from watchdog.config import Settings
@@ -42,7 +42,10 @@ from watchdog.events import Event
 from watchdog.harnesses import claude
 from watchdog.trace import Trace
 
-if TYPE_CHECKING:  # annotations only: the TypedDicts cost ~2 ms to create
+if TYPE_CHECKING:
+    from watchdog.escalation.records import (
+        VerdictRecord,  # annotations only: the TypedDicts cost ~2 ms to create
+    )
     from watchdog.policies.manifest import Manifest
 
 
@@ -68,8 +71,8 @@ class Outcome:
     action: ActionKind | None
     eval_ms: float
     final: FinalTier | None = None
-    verdict: dict[str, Any] | None = None
-    repeats: list[dict[str, Any]] = field(default_factory=list)
+    verdict: VerdictRecord | None = None
+    repeats: list[VerdictRecord] = field(default_factory=list)
     delivery: Delivery | None = None
     delivered_at: str | None = None
     merged_verb: str | None = None
@@ -119,7 +122,7 @@ class _Owed:
 
     ready: float
     index: int
-    record: dict[str, Any]
+    record: VerdictRecord
     path: str | None
     stale: bool = False
 
