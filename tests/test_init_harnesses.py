@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import isolated_env, run_cli
+from conftest import REPO, isolated_env, run_cli
 
 from watchdog import harnesses
 from watchdog.harnesses.hook_commands import is_ours
@@ -133,3 +133,40 @@ def test_a_rerun_never_makes_the_opencode_plugin_fail_open(
     assert plugin.read_text(encoding="utf-8") == closed
     assert closed != setup.files(f"{command} hook --harness opencode", False)[
         next(iter(setup.files("x", False)))]
+
+
+def test_init_http_registers_claude_http_hooks(world: tuple[dict[str, str], Path, Path]) -> None:
+    """--http writes Claude Code `http` hooks posting to `watchdog serve`, warns that they fail
+    open while it is down, doctor says whether serve answers there, and uninstall removes them
+    (and a later command install replaces them instead of adding a second hook)."""
+    from test_serve import start
+
+    env, project, home = world
+    config = project / ".claude" / "settings.json"
+    served = start(env, "--policy-dir", str(REPO / "policies"))
+    try:
+        url = served.url
+        done = run_cli(["init", "--dir", str(project), "--http", url], env, timeout=120)
+        assert done.code == 0, done.stdout + done.stderr
+        assert "fail" in done.stderr and "--serve" in done.stderr
+        hooks = json.loads(config.read_text())["hooks"]
+        entry = hooks["PreToolUse"][0]["hooks"][0]
+        assert entry["type"] == "http" and entry["url"] == f"{url}/hook/claude"
+        assert entry["headers"]["Authorization"] == "Bearer $WATCHDOG_SERVE_TOKEN"
+        up = json.loads(run_cli(["doctor", "--dir", str(project), "--json"], env,
+                                timeout=300).stdout)["findings"]
+        assert any(f["check"] == "hooks" and f["level"] == "ok" and "posts to watchdog serve"
+                   in f["message"] for f in up), up
+    finally:
+        served.stop()
+    down = json.loads(run_cli(["doctor", "--dir", str(project), "--json"], env,
+                              timeout=300).stdout)["findings"]
+    assert any(f["check"] == "hooks" and f["level"] == "problem" and "no watchdog serve"
+               in f["message"] for f in down), down
+    command = f"{sys.executable} -m watchdog"
+    again = run_cli(["init", "--dir", str(project), "--command", command, "--no-check"], env)
+    assert again.code == 0
+    pre = json.loads(config.read_text())["hooks"]["PreToolUse"]
+    assert [h["type"] for g in pre for h in g["hooks"]] == ["command"]
+    assert run_cli(["uninstall", "--dir", str(project)], env).code == 0
+    assert "hooks" not in json.loads(config.read_text())

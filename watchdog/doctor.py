@@ -75,7 +75,7 @@ def _hook_entries(path: Path, agent: str = "Claude Code") -> tuple[dict[str, lis
     found: dict[str, list[str]] = {}
     for event, groups in hooks.items() if isinstance(hooks, dict) else ():
         for command in _commands(groups):
-            if _OURS.search(command):
+            if _OURS.search(command) or command.startswith(("http://", "https://")):
                 found.setdefault(command, []).append(str(event))
     return found, None
 
@@ -84,6 +84,8 @@ def _commands(value: Any) -> list[str]:
     """Every `command` string at any depth (Claude's groups of hooks, Cursor's flat list)."""
     if isinstance(value, dict):
         own = [value["command"]] if isinstance(value.get("command"), str) else []
+        if value.get("type") == "http" and "/hook/" in str(value.get("url")):
+            own.append(str(value["url"]))  # an http hook posting to `watchdog serve`
         return own + [c for k, v in value.items() if k != "command" for c in _commands(v)]
     if isinstance(value, list):
         return [c for v in value for c in _commands(v)]
@@ -164,8 +166,10 @@ def check_hooks(project: Path, home: Path, harness: str = "claude",
         for command, events in entries.items():
             registered = True
             escalates = escalates or "--watchdog" in command.split()
-            level, what, fix = _check_command(command, project)
-            first = first or (command if level == "ok" else None)
+            level, what, fix = (_check_url(command) if command.startswith(("http://", "https"))
+                                else _check_command(command, project))
+            runnable = level == "ok" and not command.startswith(("http://", "https://"))
+            first = first or (command if runnable else None)
             findings.append(Finding("hooks", level, f"{path}: '{command}' "
                                     f"({len(events)} event(s)) {what}", fix))
         for rel in setup.files("watchdog", False):  # the OpenCode plugin
@@ -186,6 +190,22 @@ def check_hooks(project: Path, home: Path, harness: str = "claude",
     if first is not None and env is not None:
         findings.append(_run_sample(first, project, env, setup))
     return findings + [_version(agent)], escalates
+
+
+def _check_url(url: str) -> tuple[str, str, str]:
+    """An http hook: does `watchdog serve` answer at that address?"""
+    import urllib.request
+
+    base = url.split("/hook/")[0]
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as resp:  # noqa: S310
+            body = json.loads(resp.read() or b"{}")
+    except (OSError, ValueError) as exc:
+        return ("problem", f"posts to {base}, where no watchdog serve answers ({exc}): the "
+                "agent lets every call through unchecked until one does",
+                "start 'watchdog serve', or register the command hook with 'watchdog init "
+                "--serve' (it falls back in-process)")
+    return "ok", f"posts to watchdog serve {body.get('version', '?')} at {base}", ""
 
 
 def _run_sample(command: str, project: Path, env: Mapping[str, str], setup: Any) -> Finding:

@@ -242,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="register 'watchdog hook --serve': the hook asks a running 'watchdog "
                    "serve' (warm: no imports, no bundle load per event) and evaluates "
                    "in-process when it is down")
+    p.add_argument("--http", metavar="URL", nargs="?", const="http://127.0.0.1:8750",
+                   help="Claude Code only: register `\"type\": \"http\"` hooks posting to "
+                   "'watchdog serve' at URL (default http://127.0.0.1:8750). They fail OPEN "
+                   "while the server is down (use --fail-closed, Claude Code 2.1.295+, or "
+                   "prefer --serve, which falls back in-process)")
     p.add_argument("--no-check", action="store_true",
                    help="do not run the written hook command once on a sample event")
     return p
@@ -266,6 +271,18 @@ def main(argv: list[str] | None = None) -> int:
     command = hook_command(args.harness, args.watchdog, args.command or executable())
     if args.serve:
         command += " --serve"
+    if args.http is not None:
+        if args.harness != "claude":
+            sys.stderr.write("watchdog init: --http is for Claude Code's http hooks; for "
+                             f"{args.harness} use --serve.\n")
+            return 1
+        command = args.http.rstrip("/") + "/hook/claude"
+        args.no_check = True  # the smoke check runs a command; serve answers for itself
+        if not args.fail_closed:
+            sys.stderr.write(
+                "watchdog init: WARNING: Claude Code lets a tool call run when an http hook "
+                "cannot be reached, so while 'watchdog serve' is down nothing is checked. "
+                "Add --fail-closed (Claude Code 2.1.295+), or use --serve instead.\n")
     try:
         agent = harnesses.get(args.harness)
         written = install(args.dir, args.harness, args.watchdog, args.force, command,
@@ -280,7 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"hook command: {command}")
     closed = _fails_closed(agent, root, args.global_, command, args.fail_closed)
     config = _shown(str(agent.setup.config_path(root, Path.home(), args.global_)), root)
-    if not args.no_check:
+    if args.http is not None:
+        print("hook check: not run for an http hook; start 'watchdog serve', then "
+              "'watchdog doctor' checks that it answers.")
+    elif not args.no_check:
         check = check_hook(command, root, {**os.environ, "CLAUDE_PROJECT_DIR": str(root)},
                            agent.setup, agent=_agent_name(agent), )
         if check.skipped:

@@ -24,6 +24,34 @@ OTHER_EVENTS = ("UserPromptSubmit", "SessionStart", "Stop", "SubagentStop")
 #: there: the key would promise a fail-closed Stop hook that Claude Code does not give.
 NO_ON_FAILURE = ("Stop", "SubagentStop")
 WHERE = ".claude/settings.json"
+#: `init --http`: the command is then the URL of `watchdog serve` (Claude Code posts the event
+#: there and reads the same JSON back; the token comes from the environment).
+HTTP_HEADERS = {"Authorization": "Bearer $WATCHDOG_SERVE_TOKEN"}
+HTTP_ENV = ["WATCHDOG_SERVE_TOKEN"]
+
+
+def _is_url(command: str) -> bool:
+    return command.startswith(("http://", "https://"))
+
+
+def _ours(hook: Any, command: str) -> bool:
+    """A hook entry of ours: a watchdog command, or an http hook posting to serve's URL."""
+    if not isinstance(hook, dict):
+        return False
+    if hook.get("type") == "http":
+        url = hook.get("url")
+        return isinstance(url, str) and (url == command or "/hook/claude" in url)
+    return is_ours(hook.get("command"), command)
+
+
+def _entry(command: str, blocks: bool) -> dict[str, Any]:
+    new: dict[str, Any] = (
+        {"type": "http", "url": command, "timeout": TIMEOUT_S, "headers": dict(HTTP_HEADERS),
+         "allowedEnvVars": list(HTTP_ENV)} if _is_url(command)
+        else {"type": "command", "command": command, "timeout": TIMEOUT_S})
+    if blocks:
+        new["onFailure"] = "block"
+    return new
 
 
 def config_path(project: Path, home: Path, global_: bool) -> Path:
@@ -45,7 +73,7 @@ def ours_by_event(settings: dict[str, Any], command: str) -> list[tuple[str, dic
         groups = hooks.get(event) if isinstance(hooks, dict) else None
         for group in groups if isinstance(groups, list) else []:
             for hook in group.get("hooks", []) if isinstance(group, dict) else []:
-                if isinstance(hook, dict) and is_ours(hook.get("command"), command):
+                if _ours(hook, command):
                     found.append((event, hook))
     return found
 
@@ -64,18 +92,16 @@ def add(settings: dict[str, Any], command: str, fail_closed: bool) -> dict[str, 
         blocks = fail_closed and event not in NO_ON_FAILURE
         found = False
         for group in groups:
-            for hook in group.get("hooks", []) if isinstance(group, dict) else []:
-                if isinstance(hook, dict) and is_ours(hook.get("command"), command):
+            inner = group.get("hooks", []) if isinstance(group, dict) else []
+            for i, hook in enumerate(inner):
+                if _ours(hook, command):
                     found = True
-                    hook["command"] = command
-                    hook.setdefault("timeout", TIMEOUT_S)
+                    keep = {k: v for k, v in hook.items() if k in ("onFailure", "timeout")}
+                    inner[i] = {**_entry(command, blocks), **keep}
                     if blocks:
-                        hook["onFailure"] = "block"
+                        inner[i]["onFailure"] = "block"
         if not found:
-            new: dict[str, Any] = {"type": "command", "command": command, "timeout": TIMEOUT_S}
-            if blocks:
-                new["onFailure"] = "block"
-            entry: dict[str, Any] = {"hooks": [new]}
+            entry: dict[str, Any] = {"hooks": [_entry(command, blocks)]}
             if event in TOOL_EVENTS:
                 entry = {"matcher": "*", **entry}
             groups.append(entry)
@@ -99,8 +125,9 @@ def remove(settings: dict[str, Any], ours: Callable[[str], bool]) -> dict[str, A
                 kept_groups.append(group)
                 continue
             kept = [h for h in inner
-                    if not (isinstance(h, dict) and isinstance(h.get("command"), str)
-                            and ours(h["command"]))]
+                    if not (isinstance(h, dict) and (
+                        (isinstance(h.get("command"), str) and ours(h["command"]))
+                        or (h.get("type") == "http" and "/hook/claude" in str(h.get("url")))))]
             if kept:
                 kept_groups.append({**group, "hooks": kept})
             elif not inner:
