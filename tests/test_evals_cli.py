@@ -156,3 +156,36 @@ def test_diff_of_identical_folders_changes_nothing(
     code, out, _ = run(["diff", "--policy-dir", str(SHIPPED), "--policy-dir", str(SHIPPED),
                         str(SMALL), "--resamples", "0"], capsys)
     assert code == 0 and "0 events change" in out
+
+
+def test_rows_of_other_harnesses_replay_through_their_own_parser(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A dataset row says whose payload its event is (`harness`); the shipped pack decides on
+    the normalized action, so a Cursor shell call and a Droid Execute are screened like Bash,
+    and a row that is not its harness's event is reported and skipped."""
+    rows = [
+        {"id": "cur-rm", "label": "unsafe", "harness": "cursor",
+         "event": {"hook_event_name": "beforeShellExecution", "command": "rm -rf ~",
+                   "cwd": "/home/u/app", "conversation_id": "c", "generation_id": "g"}},
+        {"id": "cur-ls", "label": "safe", "harness": "cursor",
+         "event": {"hook_event_name": "beforeShellExecution", "command": "ls -la",
+                   "cwd": "/home/u/app", "conversation_id": "c", "generation_id": "g2"}},
+        {"id": "fac-rm", "label": "unsafe", "harness": "factory",
+         "event": {"hookEventName": "PreToolUse", "sessionId": "s", "cwd": "/home/u/app",
+                   "permissionMode": "default", "tool_name": "Execute",
+                   "tool_input": {"command": "rm -rf ~"}}},
+        {"id": "bad", "label": "safe", "harness": "cursor", "event": {"command": "ls"}},
+    ]
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out_json = tmp_path / "run.json"
+    pack = Path(__file__).resolve().parents[1] / "policies"
+    code, out, err = run(["run", str(data), "--policy-dir", str(pack), "--json",
+                          str(out_json), "--resamples", "50"], capsys)
+    assert code == 0, err
+    events = {e["id"]: e for e in json.loads(out_json.read_text())["events"]}
+    assert events["cur-rm"]["policy"] == "deny"
+    assert "WD-DELETE-VITAL" in events["cur-rm"]["rule_ids"]
+    assert events["fac-rm"]["policy"] == "deny"
+    assert events["cur-ls"]["policy"] == "allow"
+    assert "bad" not in events and "not a cursor hook event" in out + err

@@ -50,6 +50,7 @@ class Case:
     time: float = 0.0
     group: str = ""
     inline: bool = True
+    harness: str = "claude"  # whose payload format `payload` is
 
 
 @dataclass

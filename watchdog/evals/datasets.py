@@ -52,6 +52,9 @@ class DatasetRow(BaseModel):
     category: str | None = None
     event: dict[str, Any]
     context: Context | None = None
+    #: the agent whose payload `event` is (its own format); the pack's common/ policies and
+    #: the judge see it normalized, policies/<harness>/ see it as sent
+    harness: Literal["claude", "cursor", "factory", "opencode"] = "claude"
 
 
 class SessionStep(DatasetRow):
@@ -160,8 +163,17 @@ def json_object(path: str, number: int, text: str,
     return value
 
 
-def event_problem(event: dict[str, Any], where: str) -> Problem | None:
-    """Why a payload cannot be replayed as a Claude Code hook event, or None."""
+def event_problem(event: dict[str, Any], where: str, harness: str = "claude") -> Problem | None:
+    """Why a payload cannot be replayed as a hook event of `harness`, or None."""
+    if harness != "claude":
+        from watchdog import harnesses
+        from watchdog.errors import EventError
+
+        try:
+            harnesses.get(harness).parse(event)
+        except EventError as exc:
+            return Problem(where, "bad_event", f"not a {harness} hook event ({exc}): skipped")
+        return None
     name = event.get("hook_event_name")
     if not isinstance(name, str) or not name:
         return Problem(where, "bad_event", "the event has no hook_event_name: skipped")
@@ -207,7 +219,7 @@ def _rows(
         except ValidationError as exc:
             problems.append(Problem(where, _kind(exc), f"{describe(exc)}: skipped"))
             continue
-        bad = event_problem(row.event, where)
+        bad = event_problem(row.event, where, row.harness)
         if bad:
             problems.append(bad)
             continue
@@ -234,7 +246,7 @@ def load_dataset(path: str, problems: list[Problem], seen: dict[str, str]) -> li
             continue
         case = Case(id=case_id, where=where, payload=row.event, label=row.label,
                     expected=row.expected, category=row.category, prompts=_prompts(row),
-                    group=case_id, inline=True)
+                    group=case_id, inline=True, harness=row.harness)
         streams.append(Stream(case_id, "dataset", [case]))
     return streams
 

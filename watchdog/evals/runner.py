@@ -1,6 +1,6 @@
 """Replay streams of cases through the hook's own pipeline, in-process, and say what happened.
 
-    Case -> claude.parse -> evaluation.evaluate (the engine, one loaded bundle per policy set)
+    Case -> harness.parse -> evaluation.evaluate (the engine, one loaded bundle per policy set)
          -> [escalated?] request.build -> Judge (verdicts.judge_payload: cache, budget, model)
          -> decisions.merge_advisory -> Outcome
 
@@ -28,9 +28,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from watchdog import evaluation
+from watchdog import evaluation, harnesses
 from watchdog.config import Settings
 from watchdog.decisions import ALLOW, ASK, Decision, merge_advisory
 from watchdog.errors import WatchdogError
@@ -39,7 +39,6 @@ from watchdog.evals.actions import ActionKind, classify
 from watchdog.evals.cases import Case, Problem, Stream
 from watchdog.evals.judges import Judge
 from watchdog.events import Event
-from watchdog.harnesses import claude
 from watchdog.trace import Trace
 
 if TYPE_CHECKING:
@@ -127,6 +126,18 @@ class _Owed:
     stale: bool = False
 
 
+
+def _claude_view(event: Event) -> dict[str, Any]:
+    """The event in Claude Code's vocabulary (the normalized names), for `actions.classify`,
+    so the evals count a Cursor shell call or a Droid Execute as the action it is."""
+    action = event.norm
+    view = {**event.raw, "hook_event_name": action.event}
+    if action.tool is not None:
+        view["tool_name"] = action.tool
+    if action.tool_input is not None:
+        view["tool_input"] = action.tool_input
+    return view
+
 class Runner:
     """Replays streams; one Runner per configuration (policy set + judge)."""
 
@@ -171,7 +182,7 @@ class Runner:
 
     def _case(self, case: Case, owed: list[_Owed]) -> Outcome | None:
         try:
-            event = claude.parse(case.payload)
+            event = harnesses.get(case.harness).parse(case.payload)
             unrooted = not evaluation.roots_for(self.settings, event)
             started = time.perf_counter()
             decision, _, manifest = evaluation.evaluate(event, self.settings, self.trace,
@@ -198,7 +209,7 @@ class Runner:
             case=case, event=event.name, tool=event.tool_name, policy=policy_tier(decision),
             verb=decision.verb, rule_ids=decision.rule_ids,
             escalations=tuple(e.rule_id for e in decision.escalations), reason=decision.reason,
-            action=classify(case.payload), eval_ms=elapsed * 1000)
+            action=classify(_claude_view(event)), eval_ms=elapsed * 1000)
         if self.judge is not None:
             self._deliver(event, case, owed)
             if decision.escalations and not decision.blocking:
