@@ -10,15 +10,23 @@ package cupcake.policies.ci_and_tests
 import data.cupcake.helpers.shell
 import rego.v1
 
-file_path := lower(shell.path) if input.watchdog.action.tool in shell.file_tools
+file_path := shell.lpath if shell.file_call
 
-body := lower(shell.content)
+body := shell.lcontent
 
 ci_file := `/\.github/workflows/|/\.github/actions/|(^|/)\.gitlab-ci\.ya?ml$|/\.gitlab/ci/|/\.circleci/|(^|/)jenkinsfile$|/\.buildkite/|azure-pipelines\.ya?ml$|bitbucket-pipelines\.yml$|(^|/)codeowners$|\.pre-commit-config\.ya?ml$|/\.github/dependabot\.ya?ml$|(^|/)\.husky/|(^|/)lefthook\.ya?ml$|/\.github/settings\.ya?ml$`
 
-deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+# Words every ci_file name holds.
+default ci_path := false
+
+ci_path if {
+	regex.match(`\.github/|\.gitlab|\.circleci/|jenkinsfile|\.buildkite/|pipelines|codeowners|\.pre-commit-config|\.husky/|lefthook`, file_path)
 	regex.match(ci_file, file_path)
+}
+
+deny contains decision if {
+	ci_path
+	shell.mentions(body, ["secrets", "env"])
 	regex.match(`tojson\(\s*secrets\s*\)|\$\{\{\s*secrets\.[^}]*\}\}[^\n]*\b(curl|wget|nc|base64)\b|\b(curl|wget|nc)\b[^\n]*\$\{\{\s*secrets\.|\$\((env|printenv)\b|\b(env|printenv)\s*\|\s*(base64|curl|nc)`, body)
 	decision := {
 		"rule_id": "WD-CI-SECRETS-OUT",
@@ -28,8 +36,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	regex.match(ci_file, file_path)
+	ci_path
 	decision := {
 		"rule_id": "WD-CI-EDIT",
 		"reason": "Edits CI or repository controls (workflows, CODEOWNERS, pre-commit hooks): check that no test, scan or review step is weakened.",
@@ -49,14 +56,16 @@ skip_marker := `@pytest\.mark\.(skip|xfail)|pytest\.skip\(|unittest\.skip|#\[ign
 weakened_config := `testpathignorepatterns|--deselect|--ignore[= ]|\bfail_under\s*=\s*[0-5]?[0-9](\.0)?\b|coveragethreshold|--cov-fail-under[= ]?[0-5]?[0-9]\b|--passwithnotests|--no-tests|exclude_lines|\bbail\s*:\s*false|['"]test['"]\s*:\s*['"](echo|true|exit 0)`
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	file_path != ""
+	shell.mentions(body, ["skip", "xfail", "todo", "#[ignore", "@disabled", "@ignore", "xit(", "xdescribe(", "xtest(", "pytest_runtest_makereport", "pytest_collection_modifyitems", "assert", "tobe("])
 	regex.match(`\.(py|[cm]?[jt]sx?|go|rs|rb|java|kt|scala|cs|swift|php|exs?)$`, file_path)
 	regex.match(skip_marker, body)
 	decision := tests_weakened
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	file_path != ""
+	shell.mentions(body, ["testpathignorepatterns", "--deselect", "--ignore", "fail_under", "coveragethreshold", "--cov-fail-under", "--passwithnotests", "--no-tests", "exclude_lines", "bail", "test"])
 	regex.match(test_config, file_path)
 	regex.match(weakened_config, body)
 	decision := tests_weakened
@@ -64,16 +73,17 @@ escalate contains decision if {
 
 # Production code that behaves differently under test.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool in shell.file_tools
+	shell.file_call
+	shell.mentions(body, ["node_env", "pytest", "app.testing", "rails.env.test", "testing", "is_test_env", "env("])
 	not regex.match(test_file, file_path)
 	regex.match(`node_env\s*[!=]==?\s*["']test|pytest_current_test|["']pytest["']\s+in\s+sys\.modules|\bapp\.testing\b|rails\.env\.test\?|\bif\s+testing\b|\bis_test_env\b|env\(["']ci["']\)`, body)
 	decision := tests_weakened
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
+	contains(shell.ltext, "rm")
+	shell.mentions(shell.ltext, ["test", "spec"])
 	regex.match(`\b(git\s+rm|rm)\s[^;&|]*((^|[\s/])(tests?|__tests__|spec|specs)(/|\s|$)|test_[a-z0-9_]+\.py\b|_test\.(go|py)\b|\.(test|spec)\.[jt]sx?\b)`, shell.ltext)
 	decision := tests_weakened
 }

@@ -24,13 +24,16 @@ db_tool := `\b(psql|mysql|mariadb|sqlite3|cqlsh|mongo|mongosh|redis-cli|sqlcmd|c
 # A scratch database: its name says it is for tests.
 test_db if regex.match(`(^|[^a-z])(test|tests|testing)([^a-z]|$)|_test\b`, cmd)
 
+default data_change := false
+
 data_change if {
+	regex.match(`drop|truncate|delete|update|flush|prisma|alembic|db:|bq|migrate:`, raw)
 	regex.match(data_loss, raw)
 	regex.match(db_tool, raw)
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
 	data_change
 	shell.production(cmd)
 	decision := {
@@ -41,7 +44,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
 	data_change
 	not shell.production(cmd)
 	not test_db
@@ -54,19 +57,43 @@ escalate contains decision if {
 	}
 }
 
-# Cloud, cluster and backup deletions.
-infra_destroy := `\bterraform\s+(destroy|apply[^;&|]*-destroy|state\s+(rm|push))|\bterraform\s+apply[^;&|]*-auto-approve|\bpulumi\s+(destroy|up[^;&|]*(--yes|-y))|\baws\s+[a-z0-9-]+\s+(delete-[a-z-]+|terminate-[a-z-]+|rb\b|deregister-[a-z-]+|remove-[a-z-]+)|\baws\s+s3\s+(rm|sync)\b[^;&|]*(--recursive|--delete)|\bgcloud\s[^;&|]*\s(delete|remove-iam-policy-binding)\b|\bgsutil\s[^;&|]*\b(rm|rb)\b|\baz\s[^;&|]*\sdelete\b|\bkubectl\s+([^;&|]*\s)?(delete|drain)\s|\bkubectl\s+([^;&|]*\s)?scale\b[^;&|]*--replicas[= ]0\b|\bhelm\s+(uninstall|delete|del)\b|\bdocker\s+(system|volume)\s+prune\b[^;&|]*(-a\b|--all|--volumes)|\brclone\s+(purge|delete|sync)\b|\brestic\s+forget\b|\bborg\s+(delete|prune)\b|\bvelero\s+(backup|schedule|restore)\s+delete\b|\bvault\s+(secrets\s+disable|kv\s+(destroy|metadata\s+delete)|delete)\b|\bgitlab-rails\s+runner\b[^;&|]*destroy|\bheroku\s+(apps:destroy|pg:reset)|\bdoctl\s[^;&|]*\sdelete\b|\b(fly|flyctl)\s+(apps\s+)?destroy\b`
+# Cloud, cluster and backup deletions, each with a word it cannot match without.
+infra_destroy := [
+	{"word": "terraform", "re": `\bterraform\s+(destroy|apply[^;&|]*-destroy|state\s+(rm|push))|\bterraform\s+apply[^;&|]*-auto-approve`},
+	{"word": "pulumi", "re": `\bpulumi\s+(destroy|up[^;&|]*(--yes|-y))`},
+	{"word": "aws", "re": `\baws\s+[a-z0-9-]+\s+(delete-[a-z-]+|terminate-[a-z-]+|rb\b|deregister-[a-z-]+|remove-[a-z-]+)|\baws\s+s3\s+(rm|sync)\b[^;&|]*(--recursive|--delete)`},
+	{"word": "gcloud", "re": `\bgcloud\s[^;&|]*\s(delete|remove-iam-policy-binding)\b`},
+	{"word": "gsutil", "re": `\bgsutil\s[^;&|]*\b(rm|rb)\b`},
+	{"word": "delete", "re": `\baz\s[^;&|]*\sdelete\b`},
+	{"word": "kubectl", "re": `\bkubectl\s+([^;&|]*\s)?(delete|drain)\s|\bkubectl\s+([^;&|]*\s)?scale\b[^;&|]*--replicas[= ]0\b`},
+	{"word": "helm", "re": `\bhelm\s+(uninstall|delete|del)\b`},
+	{"word": "prune", "re": `\bdocker\s+(system|volume)\s+prune\b[^;&|]*(-a\b|--all|--volumes)`},
+	{"word": "rclone", "re": `\brclone\s+(purge|delete|sync)\b`},
+	{"word": "restic", "re": `\brestic\s+forget\b`},
+	{"word": "borg", "re": `\bborg\s+(delete|prune)\b`},
+	{"word": "velero", "re": `\bvelero\s+(backup|schedule|restore)\s+delete\b`},
+	{"word": "vault", "re": `\bvault\s+(secrets\s+disable|kv\s+(destroy|metadata\s+delete)|delete)\b`},
+	{"word": "gitlab-rails", "re": `\bgitlab-rails\s+runner\b[^;&|]*destroy`},
+	{"word": "heroku", "re": `\bheroku\s+(apps:destroy|pg:reset)`},
+	{"word": "doctl", "re": `\bdoctl\s[^;&|]*\sdelete\b`},
+	{"word": "fly", "re": `\b(fly|flyctl)\s+(apps\s+)?destroy\b`},
+]
 
 # Local and per-pull-request sandboxes, dry runs, and deleting pods (their controller recreates them).
 harmless_infra if regex.match(`--dry-?run\b|\brclone\b[^;&|]*\s-n\b|\b(kind|minikube|k3d)\s+delete\b|\bkubectl\s+([^;&|]*\s)?delete\s+(pod|pods|po)\b|\bterraform\s+destroy\s[^;&|]*-target[= ]`, cmd)
 
+default infra_change := false
+
 infra_change if {
-	regex.match(infra_destroy, cmd)
+	regex.match(`terraform|pulumi|aws|gcloud|gsutil|delete|kubectl|helm|prune|rclone|restic|borg|velero|vault|gitlab-rails|heroku|doctl|fly`, cmd)
+	some p in infra_destroy
+	contains(cmd, p.word)
+	regex.match(p.re, cmd)
 	not harmless_infra
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
 	infra_change
 	shell.production(cmd)
 	decision := {
@@ -77,7 +104,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
 	infra_change
 	not shell.production(cmd)
 	decision := {
@@ -91,8 +118,7 @@ escalate contains decision if {
 
 # Any other change aimed at production: applies, deploys, rollouts, copies out of it.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
 	shell.production(cmd)
 	regex.match(`\b(kubectl|helm|terraform|pulumi|gcloud|aws|az|dbt|ansible-playbook|flyctl|heroku|psql|mysql|mongosh|redis-cli)\b[^;&|]*\s(apply|scale|rollout|patch|set|edit|cp|exec|upgrade|install|deploy|run|migrate|alter|insert|update|delete|create|replace|annotate|label|taint|import)\b`, cmd)
 	not regex.match(`--dry-?run\b|\bterraform\s+plan\b|\s(get|describe|logs|show|list|select)\s`, cmd)
@@ -110,9 +136,9 @@ escalate contains decision if {
 # Config that removes protections or exposes data: open ingress, public buckets, no deletion
 # protection, local state for shared infrastructure, a production database URL in a dev file.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool in shell.file_tools
-	regex.match(`0\.0\.0\.0/0|::/0|deletion_protection\s*=\s*false|prevent_destroy\s*=\s*false|skip_final_snapshot\s*=\s*true|publicly_accessible\s*=\s*true|block_public_(acls|policy)\s*=\s*false|acl\s*=\s*['"]public-read|backend\s+['"]local['"]|force_destroy\s*=\s*true|['"]principal['"]\s*:\s*['"]\*['"]`, lower(shell.content))
+	shell.file_call
+	shell.mentions(shell.lcontent, ["0.0.0.0/0", "::/0", "deletion_protection", "prevent_destroy", "skip_final_snapshot", "publicly_accessible", "block_public_", "public-read", "backend", "force_destroy", "principal"])
+	regex.match(`0\.0\.0\.0/0|::/0|deletion_protection\s*=\s*false|prevent_destroy\s*=\s*false|skip_final_snapshot\s*=\s*true|publicly_accessible\s*=\s*true|block_public_(acls|policy)\s*=\s*false|acl\s*=\s*['"]public-read|backend\s+['"]local['"]|force_destroy\s*=\s*true|['"]principal['"]\s*:\s*['"]\*['"]`, shell.lcontent)
 	decision := {
 		"rule_id": "WD-INFRA-CONFIG",
 		"reason": "Removes a protection or exposes a resource (open ingress, public access, no deletion protection, local state).",
@@ -123,9 +149,9 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool in shell.file_tools
-	some url in regex.find_n(`\b(postgres(ql)?|mysql|mongodb(\+srv)?|redis|amqp)://\S*`, lower(shell.content), -1)
+	shell.file_call
+	contains(shell.lcontent, "://")
+	some url in regex.find_n(`\b(postgres(ql)?|mysql|mongodb(\+srv)?|redis|amqp)://\S*`, shell.lcontent, -1)
 	shell.production(url)
 	not shell.production(shell.path)
 	decision := {
@@ -138,10 +164,10 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool in shell.file_tools
-	regex.match(`(^|/)(migrations?|alembic|versions|db/migrate)/`, lower(shell.path))
-	regex.match(`drop_column|drop_table|drop\s+(column|table)|remove_column|droptable|dropcolumn|\.dropcolumn\(|alter_column[^\n]*nullable`, lower(shell.content))
+	shell.file_call
+	shell.mentions(shell.lpath, ["migrat", "alembic/", "versions/"])
+	regex.match(`(^|/)(migrations?|alembic|versions|db/migrate)/`, shell.lpath)
+	regex.match(`drop_column|drop_table|drop\s+(column|table)|remove_column|droptable|dropcolumn|\.dropcolumn\(|alter_column[^\n]*nullable`, shell.lcontent)
 	decision := {
 		"rule_id": "WD-DATA-MIGRATION",
 		"reason": "A migration that drops a table or column loses its data when it runs.",
@@ -153,10 +179,10 @@ escalate contains decision if {
 
 # Production configuration files: their edits deploy to production.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool in shell.file_tools
-	shell.production(regex.replace(lower(shell.path), `^.*/(home|users)/[^/]+/`, ""))
-	regex.match(`\.(tf|tfvars|hcl|ya?ml|json|toml|ini|conf|properties)$|(^|/)\.env[^/]*$`, lower(shell.path))
+	shell.file_call
+	contains(shell.lpath, "prod")
+	shell.production(regex.replace(shell.lpath, `^.*/(home|users)/[^/]+/`, ""))
+	regex.match(`\.(tf|tfvars|hcl|ya?ml|json|toml|ini|conf|properties)$|(^|/)\.env[^/]*$`, shell.lpath)
 	decision := {
 		"rule_id": "WD-PROD-CONFIG",
 		"reason": "Edits production configuration.",

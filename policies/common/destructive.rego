@@ -12,6 +12,7 @@ import rego.v1
 
 # Recursive deletes and what they name: `rm -r`, `find -delete`/`-exec rm`, `rsync --delete`.
 rm_segments := [s |
+	contains(shell.text, "rm")
 	some s in regex.find_n(`(git\s+|s3\s+|gsutil\s+(-m\s+)?|docker\s+|kubectl\s+|gcloud\s+\S+\s+)?\brm\s+[^;&|\n)]*`, shell.text, -1)
 	regex.match(`^rm\s`, s)
 	regex.match(`\s(-[a-zA-Z]*[rR][a-zA-Z]*|--recursive)(\s|$)`, s)
@@ -19,13 +20,17 @@ rm_segments := [s |
 
 # shred counts only against vital paths (its files are single, named ones).
 shred_targets := {w |
+	contains(shell.text, "shred")
 	some s in regex.find_n(`\bshred\s[^;&|\n]*`, shell.text, -1)
 	some w in shell.words(s)
 	not startswith(w, "-")
 }
 
 # find: what it deletes is what its -name filters select, else everything under its root.
-find_segments := regex.find_n(`\bfind\s[^;&|\n]*\s(-delete|-exec\s+rm)\b[^;&|\n]*`, shell.text, -1)
+find_segments := [s |
+	contains(shell.text, "find")
+	some s in regex.find_n(`\bfind\s[^;&|\n]*\s(-delete|-exec\s+rm)\b[^;&|\n]*`, shell.text, -1)
+]
 
 # -name narrows what is deleted, unless -o or -not turn it into an exclusion.
 name_filtered(s) if {
@@ -45,7 +50,11 @@ find_targets := {w |
 	w := shell.words(s)[1]
 }
 
-rsync_segments := regex.find_n(`\brsync\s[^;&|\n]*--delete[^;&|\n]*`, shell.text, -1)
+rsync_segments := [s |
+	contains(shell.text, "rsync")
+	contains(shell.text, "--delete")
+	some s in regex.find_n(`\brsync\s[^;&|\n]*--delete[^;&|\n]*`, shell.text, -1)
+]
 
 delete_segments := array.concat(rm_segments, rsync_segments)
 
@@ -61,6 +70,7 @@ targets := {w |
 
 # Everything a python/node/perl program passed to rmtree/remove/unlink names.
 program_targets := {w |
+	regex.match(`rm|unlink|remove|delete`, shell.text)
 	regex.match(`rmtree|os\.remove|os\.unlink|unlinkSync|rmSync|\bunlink\(|File\.delete|FileUtils\.rm`, shell.text)
 	some w in shell.words(regex.replace(shell.text, `os\.path\.expanduser\(\s*~\s*\)`, " ~ "))
 }
@@ -81,7 +91,7 @@ artifact(p) if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
 	some p in ((targets | program_targets) | shred_targets) | find_targets
 	vital(p)
 	decision := {
@@ -95,7 +105,9 @@ deny contains decision if {
 system_file(p) if regex.match(`^(/(etc|usr|bin|sbin|boot|lib|lib64|root)/|/var/log/|/var/lib/)`, lower(p))
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	regex.match(`rm|unlink|os\.remove|shred|truncate|>|history`, shell.text)
+	regex.match(`/(etc|usr|bin|sbin|boot|lib|lib64|root)/|/var/(log|lib)/`, shell.ltext)
 	regex.match(`(\brm\s|\bunlink\b|os\.remove|os\.unlink|\bshred\s|\btruncate\s|(^|[;&|\s]):\s*>|^\s*>|\bhistory\s+-c\b)`, shell.text)
 	some p in shell.words(shell.text)
 	system_file(p)
@@ -107,7 +119,8 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	contains(shell.ltext, "hist")
 	regex.match(`\bhistory\s+-c\b|\bunset\s+histfile\b|histsize=0`, shell.ltext)
 	decision := {
 		"rule_id": "WD-DELETE-SYSTEM",
@@ -117,7 +130,8 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	contains(shell.text, "/etc/")
 	regex.match(`\b(cp|scp|mv|install|tee|dd)\b[^;&|]*(^|[\s:=])/etc/(passwd|shadow|group|gshadow|sudoers)\b|open\(\s*['"]?/etc/(passwd|shadow|group|gshadow|sudoers)['"]?\s*,\s*['"]?[aw+]|>\s*/etc/(passwd|shadow|group|gshadow)\b`, shell.text)
 	decision := {
 		"rule_id": "WD-DELETE-SYSTEM",
@@ -127,7 +141,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
 	some p in (targets | program_targets) | find_targets
 	outside_project(p)
 	not vital(p)
@@ -143,7 +157,7 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
 	some p in targets | find_targets
 	not outside_project(p)
 	not artifact(p)
@@ -159,7 +173,8 @@ escalate contains decision if {
 
 # Raw disks: formatting or writing a block device destroys everything on it.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	regex.match(`mkfs|wipefs|disk|parted|of=/dev/|/dev/sd|/dev/nvme`, shell.text)
 	regex.match(`\bmkfs(\.\w+)?\s|\bwipefs\s|\b(fdisk|sfdisk|parted|sgdisk|gdisk)\s[^;&|]*/dev/|\bdd\s[^;&|]*\bof=/dev/(sd|hd|vd|xvd|nvme|disk|mmcblk|md|dm-|mapper)|>\s*/dev/(sd|nvme|disk)`, shell.text)
 	decision := {
 		"rule_id": "WD-DISK-WRITE",

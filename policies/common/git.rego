@@ -10,7 +10,10 @@ package cupcake.policies.git
 import data.cupcake.helpers.shell
 import rego.v1
 
-pushes := regex.find_n(`\bgit\s+(-\S+\s+)*push\b[^;&|\n]*`, shell.text, -1)
+pushes := [s |
+	contains(shell.text, "push")
+	some s in regex.find_n(`\bgit\s+(-\S+\s+)*push\b[^;&|\n]*`, shell.text, -1)
+]
 
 forced(s) if regex.match(`\s(--force|-f|-[a-zA-Z]*f[a-zA-Z]*|--force-with-lease(=\S*)?|--mirror)(\s|$)|\s\+\S+`, s)
 
@@ -25,7 +28,7 @@ shared_branch(s) if regex.match(`(\s|:|\+|/)(main|master|trunk|develop|developme
 names_branch(s) if count([w | some w in shell.words(s); not startswith(w, "-")]) >= 4
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
 	some s in pushes
 	forced(s)
 	shared_branch(s)
@@ -37,7 +40,7 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
 	some s in pushes
 	regex.match(`\s(:|--delete\s+|-d\s+)(refs/heads/)?(main|master|trunk|develop|production)(\s|$)`, s)
 	decision := {
@@ -48,7 +51,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
 	some s in pushes
 	forced(s)
 	not shared_branch(s)
@@ -69,23 +72,38 @@ leased_named(s) if {
 	names_branch(s)
 }
 
+# Each pattern with a word it cannot match without, tested first.
 discard_patterns := [
-	{"re": `\bgit\s+reset\s+(\S+\s+)*--hard\b`, "what": "`git reset --hard` throws away uncommitted changes and moves the branch"},
-	{"re": `\bgit\s+clean\s+(-\S+\s+)*-[a-zA-Z]*f[a-zA-Z]*`, "what": "`git clean -f` deletes untracked files, which git cannot bring back"},
-	{"re": `\bgit\s+(checkout|restore)\s+(--\s+)?\.(\s|$)|\bgit\s+checkout\s+-f\b`, "what": "this discards every uncommitted change in the working tree"},
-	{"re": `\bgit\s+stash\s+(clear|drop)\b`, "what": "dropping stashes loses the work saved in them"},
-	{"re": `\bgit\s+branch\s+(\S+\s+)*-(D|[a-zA-Z]*D)\b|\bgit\s+branch\s+(\S+\s+)*--delete\s+--force\b`, "what": "`git branch -D` deletes a branch even when its commits are merged nowhere"},
-	{"re": `\bgit\s+push\s[^;&|]*(\s--delete\s|\s:\S)`, "what": "this deletes a branch or tag on the remote"},
-	{"re": `\bgit\s+tag\s+(-d|--delete)\b`, "what": "this deletes a tag others may build releases from"},
-	{"re": `\bgit\s+reflog\s+(expire|delete)\b|\bgit\s+gc\s[^;&|]*--prune=(now|all)|\bgit\s+update-ref\s+-d\b`, "what": "this destroys the reflog or refs, the last way to recover lost commits"},
-	{"re": `\bgit\s+filter-(branch|repo)\b|\bbfg\b`, "what": "this rewrites the whole history of the repository"},
-	{"re": `\brm\s+-\S*\s+(\./)?\.git(/|\s|$)`, "what": "this deletes the repository's history"},
-	{"re": `\bgit\s+submodule\s+deinit\s[^;&|]*(-f|--force)`, "what": "this removes submodules with their local changes"},
+	{"word": "--hard", "re": `\bgit\s+reset\s+(\S+\s+)*--hard\b`, "what": "`git reset --hard` throws away uncommitted changes and moves the branch"},
+	{"word": "clean", "re": `\bgit\s+clean\s+(-\S+\s+)*-[a-zA-Z]*f[a-zA-Z]*`, "what": "`git clean -f` deletes untracked files, which git cannot bring back"},
+	{"word": "checkout", "re": `\bgit\s+checkout\s+(--\s+)?\.(\s|$)|\bgit\s+checkout\s+-f\b`, "what": "this discards every uncommitted change in the working tree"},
+	{"word": "restore", "re": `\bgit\s+restore\s+(--\s+)?\.(\s|$)`, "what": "this discards every uncommitted change in the working tree"},
+	{"word": "stash", "re": `\bgit\s+stash\s+(clear|drop)\b`, "what": "dropping stashes loses the work saved in them"},
+	{"word": "branch", "re": `\bgit\s+branch\s+(\S+\s+)*-(D|[a-zA-Z]*D)\b|\bgit\s+branch\s+(\S+\s+)*--delete\s+--force\b`, "what": "`git branch -D` deletes a branch even when its commits are merged nowhere"},
+	{"word": "push", "re": `\bgit\s+push\s[^;&|]*(\s--delete\s|\s:\S)`, "what": "this deletes a branch or tag on the remote"},
+	{"word": "tag", "re": `\bgit\s+tag\s+(-d|--delete)\b`, "what": "this deletes a tag others may build releases from"},
+	{"word": "reflog", "re": `\bgit\s+reflog\s+(expire|delete)\b`, "what": "this destroys the reflog or refs, the last way to recover lost commits"},
+	{"word": "prune", "re": `\bgit\s+gc\s[^;&|]*--prune=(now|all)`, "what": "this destroys the reflog or refs, the last way to recover lost commits"},
+	{"word": "update-ref", "re": `\bgit\s+update-ref\s+-d\b`, "what": "this destroys the reflog or refs, the last way to recover lost commits"},
+	{"word": "filter-", "re": `\bgit\s+filter-(branch|repo)\b`, "what": "this rewrites the whole history of the repository"},
+	{"word": "bfg", "re": `\bbfg\b`, "what": "this rewrites the whole history of the repository"},
+	{"word": ".git", "re": `\brm\s+-\S*\s+(\./)?\.git(/|\s|$)`, "what": "this deletes the repository's history"},
+	{"word": "deinit", "re": `\bgit\s+submodule\s+deinit\s[^;&|]*(-f|--force)`, "what": "this removes submodules with their local changes"},
 ]
 
+# Every pattern above names git or bfg.
+default names_git := false
+
+names_git if contains(shell.text, "git")
+
+names_git if contains(shell.text, "bfg")
+
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	names_git
+	regex.match(`--hard|clean|checkout|restore|stash|branch|push|tag|reflog|prune|update-ref|filter-|bfg|\.git|deinit`, shell.text)
 	some p in discard_patterns
+	contains(shell.text, p.word)
 	regex.match(p.re, shell.text)
 	not regex.match(`\bgit\s+clean\s+(-\S+\s+)*-[a-zA-Z]*[n][a-zA-Z]*\b|--dry-run`, shell.text)
 	not only_ignored_clean
@@ -100,13 +118,15 @@ escalate contains decision if {
 
 # `git clean -X` removes only ignored files (build output), which can be regenerated.
 only_ignored_clean if {
+	contains(shell.text, "clean")
 	regex.match(`\bgit\s+clean\s+(-\S+\s+)*-[a-zA-Z]*X`, shell.text)
 	not regex.match(`\bgit\s+clean\s+(-\S+\s+)*-[a-zA-Z]*x`, shell.text)
 	not regex.match(`\bgit\s+(reset|checkout|restore|stash|branch|push|tag|reflog|gc|update-ref|filter)`, shell.text)
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	regex.match(`--no-verify|hookspath|husky=0`, shell.ltext)
 	regex.match(`\bgit\s+(commit|push|merge|rebase|am)\b[^;&|]*\s--no-verify\b|\bgit\s+(-c\s+\S+\s+)*config\s[^;&|]*core\.hookspath|\bhusky=0\b`, shell.ltext)
 	decision := {
 		"rule_id": "WD-GIT-SKIP-CHECKS",
@@ -118,7 +138,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	shell.mentions(shell.text, ["remote", "push"])
 	regex.match(`\bgit\s+remote\s+(add|set-url)\b|\bgit\s+push\s+(-\S+\s+)*(https?://|git@|ssh://)|\bgit\s+push\s[^;&|]*\s--(all|mirror)\b`, shell.text)
 	decision := {
 		"rule_id": "WD-GIT-NEW-REMOTE",
@@ -130,7 +151,8 @@ escalate contains decision if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	shell.mentions(shell.text, ["delete", "protect"])
 	regex.match(`\b(gh|glab)\s+repo\s+delete\b|\b(gh|glab)\s+api\s[^;&|]*(-X\s*DELETE|--method\s+DELETE)[^;&|]*/(protection|protected_branches)\b|\b(gh|glab)\s+api\s[^;&|]*/(protection|protected_branches)[^;&|]*(-X\s*DELETE|--method\s+DELETE)`, shell.text)
 	decision := {
 		"rule_id": "WD-FORGE-DESTROY",
@@ -140,7 +162,8 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	regex.match(`--admin|workflow|secret|variable|circleci|collaborators|permissions|rulesets|hooks`, shell.text)
 	regex.match(`\bgh\s+pr\s+merge\s[^;&|]*--admin\b|\bgh\s+workflow\s+disable\b|\b(gh|glab)\s+(secret|variable)\s+(set|delete|remove)\b|\bcircleci\s+context\s+(remove-secret|delete)\b|\bgh\s+api\s[^;&|]*(collaborators|permissions|rulesets|hooks)\b[^;&|]*(-X\s*(PUT|POST|DELETE|PATCH)|permission=)`, shell.text)
 	decision := {
 		"rule_id": "WD-FORGE-CONTROLS",

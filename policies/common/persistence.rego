@@ -10,16 +10,18 @@ package cupcake.policies.persistence
 import data.cupcake.helpers.shell
 import rego.v1
 
-file_path := lower(shell.path) if input.watchdog.action.tool in shell.file_tools
+file_path := shell.lpath if shell.file_call
+
+lcommand := lower(shell.command)
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
 	endswith(file_path, "/.ssh/authorized_keys")
 	decision := authorized_keys
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	contains(shell.ltext, "authorized_keys")
 	regex.match(`authorized_keys2?\b`, shell.ltext)
 	regex.match(`>>?|\btee\b|\bcp\b|\bmv\b|\bsed\s+-i|\bcat\b[^;&|]*>`, shell.ltext)
 	decision := authorized_keys
@@ -32,13 +34,14 @@ authorized_keys := {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	startswith(file_path, "/etc/sudoers")
 	regex.match(`^/etc/sudoers(\.d/.*)?$`, file_path)
 	decision := sudoers
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	shell.mentions(shell.ltext, ["/etc/sudoers", "nopasswd"])
 	regex.match(`\b(tee|cp|mv|visudo|install)\b[^;&|]*/etc/sudoers|>>?\s*/etc/sudoers|nopasswd:?\s*all`, shell.ltext)
 	decision := sudoers
 }
@@ -50,7 +53,8 @@ sudoers := {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	contains(shell.ltext, "chmod")
 	regex.match(`\bchmod\s+(-\S+\s+)*([ugoa]*\+[rwx]*s|[46][0-7]{3})\s`, shell.ltext)
 	decision := {
 		"rule_id": "WD-SETUID",
@@ -63,21 +67,24 @@ deny contains decision if {
 # them redefine standard commands, run downloads or put temporary folders on PATH is not.
 rc_file := `(^|/|~)\.(bashrc|bash_profile|bash_login|profile|zshrc|zprofile|zshenv|zlogin|kshrc|cshrc|tcshrc)\b|/etc/(profile|bash\.bashrc|zsh/zshrc|environment)\b|config\.fish\b`
 
+# Words every rc_file name holds.
+rc_named(s) if regex.match(`bashrc|bash_|profile|zshrc|zshenv|zlogin|kshrc|cshrc|/etc/environment|config\.fish`, s)
+
 hijack := `alias\s+(sudo|ls|cd|grep|cat|git|ssh|rm|cp|mv|apt|apt-get|yum|brew|curl|python[0-9]*|pip|npm|docker|kubectl|su|passwd)=|path=[^\n;]*(/tmp|/var/tmp|/dev/shm|/\.cache)|\b(curl|wget)\b|ld_preload|prompt_command|\brm\s+-[a-z]*r|\bnc\s|/dev/tcp`
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	rc_named(file_path)
 	regex.match(rc_file, file_path)
-	regex.match(hijack, lower(shell.content))
+	regex.match(hijack, shell.lcontent)
 	decision := rc_hijack
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
-	regex.match(rc_file, lower(shell.command))
-	regex.match(`>>|\btee\b|open\(|\bsed\s+-i`, lower(shell.command))
-	regex.match(hijack, lower(shell.command))
+	shell.bash_call
+	rc_named(lcommand)
+	regex.match(rc_file, lcommand)
+	regex.match(`>>|\btee\b|open\(|\bsed\s+-i`, lcommand)
+	regex.match(hijack, lcommand)
 	decision := rc_hijack
 }
 
@@ -91,30 +98,40 @@ rc_hijack := {
 persist_path := `^/etc/(cron|systemd|init\.d|rc\.local|profile\.d|ld\.so\.preload|xdg/autostart)|/\.config/(systemd|autostart)/|/library/launch(agents|daemons)/|/\.git/hooks/|/\.husky/|/var/spool/cron`
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	regex.match(`/etc/|/\.config/|/library/launch|/\.git/hooks/|/\.husky/|/var/spool/cron`, file_path)
 	regex.match(persist_path, file_path)
 	decision := persist
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
 	endswith(file_path, "/.vscode/tasks.json")
-	regex.match(`folderopen`, lower(shell.content))
+	regex.match(`folderopen`, shell.lcontent)
 	decision := persist
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
 	endswith(file_path, "/.ssh/config")
-	regex.match(`localcommand|proxycommand|permitlocalcommand|forwardagent\s+yes`, lower(shell.content))
+	regex.match(`localcommand|proxycommand|permitlocalcommand|forwardagent\s+yes`, shell.lcontent)
 	decision := persist
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
-	regex.match(`\bcrontab\s+(-\s*$|-\s*[;&|]|[^-l\s])|\|\s*crontab\b|\bat\s+(now|noon|midnight|[0-9])|\bbatch\b\s*<|\blaunchctl\s+(load|bootstrap)|\bsystemctl\s[^;&|]*\b(link|edit)\b|>>?\s*\S*(/etc/cron|/\.git/hooks/|/\.config/autostart/|/\.config/systemd/)|\btee\b[^;&|]*(/etc/cron|/\.git/hooks/|/systemd/)`, shell.ltext)
+	shell.bash_call
+	schedules
 	decision := persist
+}
+
+# cron, at, batch, launchd, systemd units, git hooks and autostart entries from the shell.
+default schedules := false
+
+schedules if {
+	regex.match(`crontab|batch|launchctl|systemctl|/etc/cron|/\.git/hooks/|/\.config/autostart/|/systemd/`, shell.ltext)
+	regex.match(`\bcrontab\s+(-\s*$|-\s*[;&|]|[^-l\s])|\|\s*crontab\b|\bbatch\b\s*<|\blaunchctl\s+(load|bootstrap)|\bsystemctl\s[^;&|]*\b(link|edit)\b|>>?\s*\S*(/etc/cron|/\.git/hooks/|/\.config/autostart/|/\.config/systemd/)|\btee\b[^;&|]*(/etc/cron|/\.git/hooks/|/systemd/)`, shell.ltext)
+}
+
+schedules if {
+	contains(shell.ltext, "at")
+	regex.match(`\bat\s+(now|noon|midnight|[0-9])`, shell.ltext)
 }
 
 persist := {
@@ -128,8 +145,7 @@ persist := {
 # Replacing a whole configuration file in the home directory (not editing it) loses the user's
 # settings; editing with Edit is the normal way.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Write"
+	shell.action.tool == "Write"
 	regex.match(`^/(home/[^/]+|root|users/[^/]+)/\.[^/]+$|^/(home/[^/]+|root|users/[^/]+)/\.config/[^/]+/[^/]+$`, file_path)
 	decision := {
 		"rule_id": "WD-HOME-CONFIG-OVERWRITE",

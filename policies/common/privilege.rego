@@ -11,7 +11,8 @@ import data.cupcake.helpers.shell
 import rego.v1
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	contains(shell.ltext, "chmod")
 	regex.match(`\bchmod\s+(-\S+\s+)*-[a-z]*r[a-z]*\s+(-\S+\s+)*(0?777|0?666|a\+rwx|o\+w|a\+w)\s+(/|/(etc|usr|bin|sbin|var|opt|home|root|boot|lib)\b)`, shell.ltext)
 	decision := {
 		"rule_id": "WD-CHMOD-SYSTEM",
@@ -21,7 +22,8 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	contains(shell.ltext, "chmod")
 	regex.match(`\bchmod\s+(-\S+\s+)*(-[a-z]*r|--recursive)\b|\bchmod\s+(-\S+\s+)*(0?777|0?666|a\+rwx|o\+w|a\+w)\b`, shell.ltext)
 	decision := {
 		"rule_id": "WD-CHMOD-WIDE",
@@ -33,7 +35,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	regex.match(`user|passwd|ufw|setenforce|selinux|iptables|systemctl|cluster|administratoraccess|roles/|-policy|grant|createrole|permission=admin|--role|sudo`, shell.ltext)
 	regex.match(`\b(useradd|adduser|usermod)\b[^;&|]*(sudo|wheel|admin|root)\b|\bchpasswd\b|\bpasswd\s+\w|\bufw\s+disable|\bsetenforce\s+0|selinux=(disabled|permissive)|\biptables\s+(-f|--flush|-p\s+\w+\s+accept)|\bsystemctl\s+(stop|disable|mask)\s+(firewalld|ufw|apparmor|auditd|fail2ban)|clusterrolebinding|cluster-admin|administratoraccess|roles/(owner|editor)|add-iam-policy-binding|attach-(user|role|group)-policy|put-(user|role)-policy|\bgrant\s+all\b|\bsuperuser\b|\bcreaterole\b|permission=admin|--role\s*=?\s*(owner|admin)|\bsudo\s+-s\b|\bsudo\s+su\b`, shell.ltext)
 	decision := {
 		"rule_id": "WD-PRIVILEGE",
@@ -45,9 +48,9 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool in shell.file_tools
-	regex.match(`clusterrolebinding|cluster-admin|administratoraccess|['"]action['"]\s*:\s*['"]\*['"]|actions?\s*=\s*\[?\s*['"]\*['"]|roles/owner|privileged:\s*true|hostpid:\s*true|nopasswd`, lower(shell.content))
+	shell.file_call
+	shell.mentions(shell.lcontent, ["cluster", "administratoraccess", "action", "roles/owner", "privileged", "hostpid", "nopasswd"])
+	regex.match(`clusterrolebinding|cluster-admin|administratoraccess|['"]action['"]\s*:\s*['"]\*['"]|actions?\s*=\s*\[?\s*['"]\*['"]|roles/owner|privileged:\s*true|hostpid:\s*true|nopasswd`, shell.lcontent)
 	decision := {
 		"rule_id": "WD-PRIVILEGE",
 		"reason": "Writes configuration that grants administrator rights or a privileged container.",

@@ -11,22 +11,47 @@ import data.cupcake.helpers.shell
 import rego.v1
 
 # What runs: a command, or the content of a file written (a git hook, a unit, a package.json).
-subject := shell.text if input.watchdog.action.tool == "Bash"
+subject := shell.text if shell.bash_call
 
-subject := shell.content if input.watchdog.action.tool in shell.file_tools
+subject := shell.content if shell.file_call
+
+lsubject := lower(subject)
 
 downloads := `\b(curl|wget|iwr|irm|invoke-webrequest|invoke-restmethod|fetch|aria2c)\b|https?\.get\(|https?\s*\)\.get\(|urlopen\(|requests\.get\(`
 
 interpreter := `(sudo\s+(-\S+\s+)*)?(ba|z|da|k|fi)?sh|python[0-9.]*|perl|ruby|node|php|iex|pwsh|powershell`
 
+# Words every download above names.
+default names_download := false
+
+names_download if {
+	shell.bash_call
+	regex.match(`curl|wget|iwr|irm|invoke-|fetch|aria2c|\.get\(|urlopen`, lsubject)
+}
+
+names_download if {
+	shell.file_call
+	shell.mentions(lsubject, ["curl", "wget", "iwr", "irm", "invoke-", "fetch", "aria2c", ".get(", "urlopen"])
+}
+
 # A download piped or substituted into an interpreter, or saved and run in the same command.
-runs_download(s) if regex.match(concat("", ["(", downloads, `)[^|;&]*\|\s*(`, interpreter, `)\b`]), lower(s))
+default runs_download := false
 
-runs_download(s) if regex.match(`(\b(ba|z|da)?sh|\bsource|(^|[;&|]\s*)\.)\s+<\(\s*(curl|wget)|\b(eval|iex)\b[^;&|]{0,6}[$(]\(?\s*(curl|wget|irm|iwr|invoke-)|\b(ba|z)?sh\s+-c\s+\$\(\s*(curl|wget)`, lower(s))
+runs_download if {
+	names_download
+	contains(lsubject, "|")
+	regex.match(concat("", ["(", downloads, `)[^|;&]*\|\s*(`, interpreter, `)\b`]), lsubject)
+}
 
-runs_download(s) if {
-	regex.match(downloads, lower(s))
-	regex.match(`(&&|;|\|\|)\s*(sudo\s+)?((ba|z|da)?sh|source|python[0-9.]*|node)\s+/tmp/|(&&|;)\s*(sudo\s+)?(ba|z)?sh\s+\S+\.sh\b`, lower(s))
+runs_download if {
+	names_download
+	regex.match(`(\b(ba|z|da)?sh|\bsource|(^|[;&|]\s*)\.)\s+<\(\s*(curl|wget)|\b(eval|iex)\b[^;&|]{0,6}[$(]\(?\s*(curl|wget|irm|iwr|invoke-)|\b(ba|z)?sh\s+-c\s+\$\(\s*(curl|wget)`, lsubject)
+}
+
+runs_download if {
+	names_download
+	regex.match(downloads, lsubject)
+	regex.match(`(&&|;|\|\|)\s*(sudo\s+)?((ba|z|da)?sh|source|python[0-9.]*|node)\s+/tmp/|(&&|;)\s*(sudo\s+)?(ba|z)?sh\s+\S+\.sh\b`, lsubject)
 }
 
 # Official installers, documented by their projects with exactly this pattern. Add your own.
@@ -53,8 +78,7 @@ all_hosts_known(s) if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	runs_download(subject)
+	runs_download
 	not all_hosts_known(subject)
 	decision := {
 		"rule_id": "WD-PIPE-SHELL",
@@ -64,8 +88,8 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	regex.match(`base64\s+(-d|--decode|-D)\b[^;&]*\|\s*(sudo\s+)?((ba|z|da)?sh|python[0-9.]*|perl|node|ruby)\b|\bexec\(\s*(base64\.b64decode|codecs\.decode|zlib\.decompress|bytes\.fromhex)|\beval\(\s*(atob|buffer\.from)\(|frombase64string|\bexec\(\s*(urllib\.request\.urlopen|requests\.get)\(|\beval\(\s*(await\s+)?fetch\(`, lower(subject))
+	shell.mentions(lsubject, ["base64", "exec(", "eval("])
+	regex.match(`base64\s+(-d|--decode|-D)\b[^;&]*\|\s*(sudo\s+)?((ba|z|da)?sh|python[0-9.]*|perl|node|ruby)\b|\bexec\(\s*(base64\.b64decode|codecs\.decode|zlib\.decompress|bytes\.fromhex)|\beval\(\s*(atob|buffer\.from)\(|frombase64string|\bexec\(\s*(urllib\.request\.urlopen|requests\.get)\(|\beval\(\s*(await\s+)?fetch\(`, lsubject)
 	decision := {
 		"rule_id": "WD-HIDDEN-CODE",
 		"reason": "Runs code that is decoded or fetched at run time, so nobody can review what it does.",
@@ -74,8 +98,7 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	regex.match(`/dev/(tcp|udp)/|\b(nc|ncat|netcat)\b[^;&|]*\s-[a-z]*[ec]\s|\bsocat\b[^;&|]*exec:|fsockopen\(|pty\.spawn\(|\bmkfifo\b[^;&]*\b(nc|ncat|netcat)\b|socket\.socket\([\s\S]*(subprocess|os\.dup2|/bin/(ba)?sh)|child_process[\s\S]*\bnet\.socket|new\s+net\.socket[\s\S]*(spawn|exec)\(`, lower(subject))
+	reverse_shell
 	decision := {
 		"rule_id": "WD-REVERSE-SHELL",
 		"reason": "Connects a shell on this machine to a remote host (a reverse shell).",
@@ -83,9 +106,21 @@ deny contains decision if {
 	}
 }
 
+default reverse_shell := false
+
+reverse_shell if {
+	shell.mentions(lsubject, ["/dev/", "socat", "fsockopen", "pty.spawn", "socket"])
+	regex.match(`/dev/(tcp|udp)/|\bsocat\b[^;&|]*exec:|fsockopen\(|pty\.spawn\(|socket\.socket\([\s\S]*(subprocess|os\.dup2|/bin/(ba)?sh)|child_process[\s\S]*\bnet\.socket|new\s+net\.socket[\s\S]*(spawn|exec)\(`, lsubject)
+}
+
+reverse_shell if {
+	shell.mentions(lsubject, ["nc", "netcat"])
+	regex.match(`\b(nc|ncat|netcat)\b[^;&|]*\s-[a-z]*[ec]\s|\bmkfifo\b[^;&]*\b(nc|ncat|netcat)\b`, lsubject)
+}
+
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
+	regex.match(`ssh|ngrok|serveo|localhost\.run|pinggy|localtunnel|bore\.pub|cloudflared|chisel`, shell.text)
 	regex.match(`\bssh\s[^;&|]*\s-[a-zA-Z]*R\s*\S|\bngrok\s+(tcp|tls)\b|\b(serveo\.net|localhost\.run|pinggy\.io|localtunnel|bore\.pub)\b|\bcloudflared\s+tunnel\b|\bchisel\b`, shell.text)
 	decision := {
 		"rule_id": "WD-TUNNEL",
@@ -99,13 +134,15 @@ escalate contains decision if {
 # Programs given inline (python -c, a here-doc to python, node -e, shell functions): patterns
 # cannot read them, so the ones that touch the network, processes, system files or other
 # programs go to the judge.
-inline_program if regex.match(`\b(python[0-9.]*|perl|ruby|node|php|deno|bun)\s+(-\S+\s+)*(-[ecr]\b|-\s*<<|<<)|\bfunction\s+\w+\s*(\(\))?\s*\{|\b\w+\s*\(\)\s*\{|\bwhile\b[^;]*;\s*do\b|\bfor\b[^;]*;\s*do\b`, shell.command)
+inline_program if {
+	regex.match(`python|perl|ruby|node|php|deno|bun|\{|do`, shell.command)
+	regex.match(`\b(python[0-9.]*|perl|ruby|node|php|deno|bun)\s+(-\S+\s+)*(-[ecr]\b|-\s*<<|<<)|\bfunction\s+\w+\s*(\(\))?\s*\{|\b\w+\s*\(\)\s*\{|\bwhile\b[^;]*;\s*do\b|\bfor\b[^;]*;\s*do\b`, shell.command)
+}
 
 risky_capability := `socket|urllib|requests\.|http\.client|https?\.get|fetch\(|\bcurl\b|\bwget\b|\bkill\b|terminate\(|psutil|os\.remove|os\.unlink|unlink|rmtree|\brm\s|/etc/|/usr/|/root/|/bin/|/var/|base64|subprocess|os\.system|child_process|exec\(|eval\(|chmod|crontab|\.bashrc|shadow|passwd`
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
 	inline_program
 	regex.match(risky_capability, lower(shell.command))
 	decision := {
@@ -118,8 +155,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
+	regex.match(`curl|wget|docker`, shell.text)
 	regex.match(`\b(curl|wget)\b[^;&|]*\s(-o|-O|--output|--output-document)\s*/(usr|etc|opt|bin|sbin|lib)/|/var/run/docker\.sock|\bdocker\s+run\b[^;&|]*(--privileged|--pid[= ]host|-v\s*/:/)`, shell.text)
 	decision := {
 		"rule_id": "WD-SYSTEM-CODE",

@@ -10,14 +10,18 @@ package cupcake.policies.secrets
 import data.cupcake.helpers.shell
 import rego.v1
 
-read_path := shell.path if input.watchdog.action.tool == "Read"
+read_path := shell.path if shell.read_call
+
+lread_path := lower(read_path)
 
 # Private keys and password hashes: no coding task needs their contents in the transcript.
 private_key_re := `(^|/|\s|~)\.ssh/id_[a-z0-9_]+(\s|$)|/etc/(shadow|gshadow|security/opasswd)\b|private-keys-v1\.d|login data|/cookies(\s|$)|key4\.db|logins\.json|\.p12(\s|$)|\.keystore(\s|$)`
 
+private_key_named(s) if regex.match(`\.ssh/id_|shadow|opasswd|private-keys-v1\.d|login data|/cookies|key4\.db|logins\.json|\.p12|\.keystore`, s)
+
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	regex.match(private_key_re, lower(read_path))
+	private_key_named(lread_path)
+	regex.match(private_key_re, lread_path)
 	decision := {
 		"rule_id": "WD-SECRET-KEYS",
 		"reason": "Reads a private key, password hashes or a browser's saved logins into the agent's context.",
@@ -26,10 +30,10 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
-	regex.match(`\b(cat|less|more|head|tail|cp|scp|base64|xxd|od|strings|tar|zip|sqlite3|grep|awk|sed|open|shutil\.copy|read)\b`, shell.ltext)
+	shell.bash_call
+	private_key_named(shell.ltext)
 	regex.match(private_key_re, shell.ltext)
+	regex.match(`\b(cat|less|more|head|tail|cp|scp|base64|xxd|od|strings|tar|zip|sqlite3|grep|awk|sed|open|shutil\.copy|read)\b`, shell.ltext)
 	not regex.match(`\bssh-keygen\b|\bchmod\b|\.pub\b`, shell.ltext)
 	decision := {
 		"rule_id": "WD-SECRET-KEYS",
@@ -39,8 +43,8 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
+	regex.match(`secret-tool|security|docker/config\.json|keyring`, shell.ltext)
 	regex.match(`\bsecret-tool\s+(search|lookup)|\bsecurity\s+(find-generic-password|find-internet-password|dump-keychain)|\.docker/config\.json[^;&]*base64\s+-d|\bkeyring\s+get\b`, shell.ltext)
 	decision := {
 		"rule_id": "WD-SECRET-KEYS",
@@ -55,8 +59,7 @@ credential_file_re := `(^|/)\.aws/(credentials|config)$|gcloud/.*credentials[^/]
 credential_word_re := `(~|/)\.aws/credentials|application_default_credentials|\.vault-token|\.pgpass|\.git-credentials|\.netrc|\.config/gh/hosts\.yml|/proc/[^/\s]+/environ|\.env\.prod|\.cargo/credentials|\.docker/config\.json`
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	regex.match(credential_file_re, lower(read_path))
+	regex.match(credential_file_re, lread_path)
 	decision := {
 		"rule_id": "WD-SECRET-READ",
 		"reason": concat("", ["Reads ", shell.safe(read_path), ", which holds credentials. Fine if the task is about them; otherwise the agent does not need them."]),
@@ -67,8 +70,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
+	regex.match(`credentials|\.vault-token|\.pgpass|\.netrc|hosts\.yml|environ|\.env\.prod|docker/config\.json`, shell.ltext)
 	regex.match(credential_word_re, shell.ltext)
 	decision := {
 		"rule_id": "WD-SECRET-READ",
@@ -81,9 +84,8 @@ escalate contains decision if {
 
 # Secrets printed into the transcript: environment dumps, tokens, vault and cluster secrets.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
-	regex.match(`\b(env|printenv|set|export\s+-p)\b\s*\|\s*(grep|rg|egrep)|^\s*(printenv|env)\s*$|\bhistory\b[^;&]*\|\s*(grep|rg)|\b(gh|glab)\s+auth\s+(token|status\s+(-t|--show-token))|\bvault\s+(kv\s+get|read)\b|\bkubectl\s+get\s+secrets?\b[^;&|]*(-o|--output)|\baws\s+secretsmanager\s+get-secret-value|\bgcloud\s+secrets\s+versions\s+access|\bop\s+(read|item\s+get)\b|\baws\s+configure\s+get\b|\baz\s+keyvault\s+secret\s+show|\bdoppler\s+secrets\b`, shell.ltext)
+	shell.bash_call
+	prints_secrets
 	decision := {
 		"rule_id": "WD-SECRET-PRINT",
 		"reason": "Prints secrets (tokens, passwords, environment variables) into the transcript.",
@@ -93,10 +95,27 @@ escalate contains decision if {
 	}
 }
 
+default prints_secrets := false
+
+prints_secrets if {
+	contains(shell.ltext, "|")
+	regex.match(`\b(env|printenv|set|export\s+-p)\b\s*\|\s*(grep|rg|egrep)|\bhistory\b[^;&]*\|\s*(grep|rg)`, shell.ltext)
+}
+
+prints_secrets if {
+	contains(shell.ltext, "env")
+	regex.match(`^\s*(printenv|env)\s*$`, shell.ltext)
+}
+
+prints_secrets if {
+	regex.match(`auth|vault|secret|read|item|configure`, shell.ltext)
+	regex.match(`\b(gh|glab)\s+auth\s+(token|status\s+(-t|--show-token))|\bvault\s+(kv\s+get|read)\b|\bkubectl\s+get\s+secrets?\b[^;&|]*(-o|--output)|\baws\s+secretsmanager\s+get-secret-value|\bgcloud\s+secrets\s+versions\s+access|\bop\s+(read|item\s+get)\b|\baws\s+configure\s+get\b|\baz\s+keyvault\s+secret\s+show|\bdoppler\s+secrets\b`, shell.ltext)
+}
+
 # Searching the whole disk or home for keys and tokens.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
+	regex.match(`private key|akia|id_rsa|id_ed25519|\*\.pem|\*\.p12|\*\.key|credentials|wallet|\.kdbx|secret`, shell.ltext)
 	regex.match(`\b(grep|rg|find|locate|ag)\b[^;&|]*(private key|akia|id_rsa|id_ed25519|\*\.pem|\*\.p12|\*\.key\b|credentials|wallet|\.kdbx|secret)`, shell.ltext)
 	regex.match(`\b(grep|rg|find|ag)\b[^;&|]*\s(/|~|\$home|/home(/[a-z0-9_-]+)?|/root|/etc)(\s|$)`, shell.ltext)
 	decision := {
@@ -111,16 +130,14 @@ escalate contains decision if {
 # Secret sources that must not meet a network sender in one command.
 secret_source_re := `(^|[\s/@<'"=(])\.env(\.[a-z0-9_.-]+)?\b|(~|\$home|/home/[^/\s]+)/\.(ssh|aws|kube|gnupg|docker|config/gh|netrc|git-credentials|npmrc|pypirc)|/etc/(shadow|passwd)|\$\(\s*(env|printenv|cat\s[^)]*(secret|credential|\.env|key))|\b(secrets?|credentials?)\.(ts|js|json|ya?ml|py|txt)\b|\.(pem|p12|keystore|sql|dump)\b|\bpg_dump\b|\bmysqldump\b|\bmongodump\b|\b(tar|zip)\b[^;&|]*(~|\$home|/home)/`
 
-exfil_subject := shell.text if input.watchdog.action.tool == "Bash"
+exfil_subject := shell.text if shell.bash_call
 
 # A script written to disk runs later: judge it like a command.
-exfil_subject := shell.content if input.watchdog.action.tool in shell.file_tools
+exfil_subject := shell.content if shell.file_call
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	exfil_subject_sends
 	regex.match(secret_source_re, lower(exfil_subject))
-	shell.sends_data(exfil_subject)
-	shell.remote_host(exfil_subject)
 	decision := {
 		"rule_id": "WD-EXFIL-SECRETS",
 		"reason": "Sends secrets, keys or a database dump to another machine.",
@@ -128,18 +145,31 @@ deny contains decision if {
 	}
 }
 
+default exfil_subject_sends := false
+
+exfil_subject_sends if {
+	shell.bash_call
+	shell.text_sends_data
+	shell.text_remote_host
+}
+
+exfil_subject_sends if {
+	shell.file_call
+	shell.content_sends_data
+	shell.content_remote_host
+}
+
 # Hosts that exist to receive anonymous uploads or catch requests.
 drop_hosts_re := `webhook\.site|requestbin|pipedream\.net|\b0x0\.st|transfer\.sh|file\.io\b|paste\.ee|pastebin\.com|hastebin|ix\.io|termbin|sprunge|dnslog|interact\.sh|\boast\.(fun|me|pro|live|site|online)|burpcollaborator|canarytokens|ngrok-free\.app|ngrok\.io|beeceptor|hookbin|postb\.in`
 
-drop_subject := shell.text if input.watchdog.action.tool == "Bash"
+drop_subject := shell.ltext if shell.bash_call
 
-drop_subject := shell.url if input.watchdog.action.tool == "WebFetch"
+drop_subject := lower(shell.url) if shell.fetch_call
 
-drop_subject := shell.content if input.watchdog.action.tool in shell.file_tools
+drop_subject := shell.lcontent if shell.file_call
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	regex.match(drop_hosts_re, lower(drop_subject))
+	regex.match(drop_hosts_re, drop_subject)
 	decision := {
 		"rule_id": "WD-EXFIL-DROP-HOST",
 		"reason": "Talks to an anonymous upload or request-catching service, the usual way to smuggle data out.",
@@ -148,8 +178,8 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
+	contains(shell.text, "$")
 	regex.match(`\b(nslookup|dig|host|ping|drill)\s[^;&|]*(\$\(|[$][{(])`, shell.text)
 	decision := {
 		"rule_id": "WD-EXFIL-SECRETS",
@@ -160,10 +190,9 @@ deny contains decision if {
 
 # Any upload to another machine: often fine (a deploy), sometimes the leak.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
-	shell.sends_data(shell.text)
-	shell.remote_host(shell.text)
+	shell.bash_call
+	shell.text_sends_data
+	shell.text_remote_host
 	not regex.match(`--dry-?run\b`, shell.text)
 	decision := {
 		"rule_id": "WD-UPLOAD",
@@ -176,8 +205,9 @@ escalate contains decision if {
 
 # curl/wget carrying environment variables (tokens, passwords) to a remote host.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
+	regex.match(`curl|wget|http|xh`, shell.command)
+	contains(shell.command, "$")
 	some seg in regex.find_n(`\b(curl|wget|http|xh)\b[^;&|]*`, shell.command, -1)
 	regex.match(`\$\{?[A-Za-z_][A-Za-z0-9_]*`, seg)
 	shell.remote_host(seg)
@@ -191,8 +221,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
+	regex.match(`public|allusers|mail|hooks\.slack\.com|discord|api\.telegram\.org`, shell.ltext)
 	regex.match(`--acl\s+public-read|\bacl\s+ch\s[^;&|]*allusers|\bmake-public\b|allusers:|--public\b|['"]public['"]\s*:\s*true|\bmail\s|\bsendmail\b|\bhooks\.slack\.com|discord(app)?\.com/api/webhooks|api\.telegram\.org`, shell.ltext)
 	decision := {
 		"rule_id": "WD-PUBLISH-DATA",
@@ -205,8 +235,7 @@ escalate contains decision if {
 
 # A fetched URL carrying a token or encoded data in its query string.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "WebFetch"
+	shell.fetch_call
 	regex.match(`[?&][^=&]+=([a-z0-9+/_%-]{20,}|[^&]*(ghp_|gho_|github_pat_|akia|sk_live|sk-|xox[abprs]-|aiza|password|passwd|secret|token))|/bot[0-9]+:`, lower(shell.url))
 	decision := {
 		"rule_id": "WD-FETCH-CARRIES-DATA",
@@ -219,11 +248,10 @@ escalate contains decision if {
 
 # Application code that sends the environment, cookies or keys to a hard-coded host.
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool in shell.file_tools
-	shell.sends_data(shell.content)
-	shell.remote_host(shell.content)
-	regex.match(`process\.env|os\.environ|document\.cookie|localstorage|\benv\b\s*\||getenv|\.env\b|\.p12|keystore|credentials|secrets?\.|headers|\bbody\s*:`, lower(shell.content))
+	shell.file_call
+	shell.content_sends_data
+	shell.content_remote_host
+	regex.match(`process\.env|os\.environ|document\.cookie|localstorage|\benv\b\s*\||getenv|\.env\b|\.p12|keystore|credentials|secrets?\.|headers|\bbody\s*:`, shell.lcontent)
 	decision := {
 		"rule_id": "WD-CODE-SENDS-DATA",
 		"reason": "Adds code that sends data (environment, cookies, keys or request contents) to an outside host.",

@@ -10,7 +10,7 @@ package cupcake.policies.self_protection
 import data.cupcake.helpers.shell
 import rego.v1
 
-file_path := lower(shell.path) if input.watchdog.action.tool in shell.file_tools
+file_path := shell.lpath if shell.file_call
 
 settings_file := `(^|/)\.claude/settings(\.local)?\.json$`
 
@@ -20,7 +20,7 @@ guard_dir := `(^|/)\.(watchdog|cupcake)(/|$)|/\.config/(watchdog|cupcake)(/|$)`
 guard_keys := `hook|watchdog|cupcake|disableallhooks|defaultmode|bypasspermissions|['"]permissions['"]\s*:\s*\{\s*\}|['"](bash)?\(?\*\)?['"]`
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	contains(file_path, ".claude/settings")
 	regex.match(settings_file, file_path)
 	regex.match(guard_keys, lower(concat("\n", [shell.content, shell.old_content])))
 	decision := {
@@ -31,7 +31,7 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.mentions(file_path, ["watchdog", "cupcake"])
 	regex.match(guard_dir, file_path)
 	decision := {
 		"rule_id": "WD-SELF-PROTECT",
@@ -41,8 +41,8 @@ deny contains decision if {
 }
 
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	input.watchdog.action.tool == "Bash"
+	shell.bash_call
+	regex.match(`\.claude/settings|watchdog|cupcake`, shell.ltext)
 	regex.match(`\.claude/settings(\.local)?\.json|(^|[\s/'"=])\.(watchdog|cupcake)(/|\s|$)|\.config/(watchdog|cupcake)`, shell.ltext)
 	regex.match(`\b(rm|mv|cp|tee|truncate|chmod|chattr|ln|unlink|install)\b|\bsed\s+(-\S+\s+)*-i|\bperl\s+-[a-z]*i|>|\bjq\b[^|]*>`, shell.ltext)
 	decision := {

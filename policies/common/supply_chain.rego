@@ -10,9 +10,9 @@ package cupcake.policies.supply_chain
 import data.cupcake.helpers.shell
 import rego.v1
 
-file_path := lower(shell.path) if input.watchdog.action.tool in shell.file_tools
+file_path := shell.lpath if shell.file_call
 
-body := lower(shell.content)
+body := shell.lcontent
 
 # Registries, indexes and proxies that are the ecosystems' own or common company hosting.
 known_index(h) if regex.match(`^(registry\.npmjs\.org|registry\.yarnpkg\.com|npm\.pkg\.github\.com|pypi\.org|files\.pythonhosted\.org|test\.pypi\.org|download\.pytorch\.org|pypi\.nvidia\.com|proxy\.golang\.org|sum\.golang\.org|goproxy\.io|index\.crates\.io|crates\.io|rubygems\.org|repo1?\.maven\.org|repo\.maven\.apache\.org|plugins\.gradle\.org|pkgs\.dev\.azure\.com|[a-z0-9-]+\.jfrog\.io|[a-z0-9-]+\.pkgs\.visualstudio\.com|gitlab\.com|[a-z0-9.-]+\.codeartifact\.[a-z0-9-]+\.amazonaws\.com|[a-z0-9-]+-(python|npm)\.pkg\.dev)$`, h)
@@ -20,10 +20,10 @@ known_index(h) if regex.match(`^(registry\.npmjs\.org|registry\.yarnpkg\.com|npm
 # Setting where every later install comes from.
 registry_setting := `\b(npm|yarn|pnpm)\s+config\s+set\s+[^;&|]*registry|\bpip[0-9]?\s+config\s+set\b|\b(go\s+env\s+-w\s+)?goproxy=|\bgonosumdb=|\bgoflags=[^;&|]*-insecure|\bgoinsecure=|\bgonosumcheck|\bgosumdb=off|\bpip_(extra_)?index_url=|--(extra-)?index-url[= ]|\bregistry\s*=|index-url\s*=|strict-ssl\s*=?\s*false|--trusted-host|npm_config_registry`
 
-registry_subject := shell.ltext if input.watchdog.action.tool == "Bash"
+registry_subject := shell.ltext if shell.bash_call
 
 registry_subject := body if {
-	input.watchdog.action.tool in shell.file_tools
+	shell.file_call
 	regex.match(`(^|/)(\.npmrc|\.yarnrc(\.yml)?|pip\.conf|pip\.ini|\.pypirc|\.condarc|settings\.xml|\.cargo/config(\.toml)?|go\.env|requirements[^/]*\.txt)$`, file_path)
 }
 
@@ -35,9 +35,16 @@ unknown_index(s) if {
 	not shell.local_host(h)
 }
 
-deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+# Words every registry_setting holds.
+default sets_registry := false
+
+sets_registry if {
+	shell.mentions(registry_subject, ["registry", "config", "goproxy", "gonosumdb", "goflags", "goinsecure", "gonosumcheck", "gosumdb", "pip_", "index-url", "strict-ssl", "--trusted-host"])
 	regex.match(registry_setting, registry_subject)
+}
+
+deny contains decision if {
+	sets_registry
 	unsafe_index(registry_subject)
 	decision := {
 		"rule_id": "WD-REGISTRY-INSECURE",
@@ -47,8 +54,7 @@ deny contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
-	regex.match(registry_setting, registry_subject)
+	sets_registry
 	not unsafe_index(registry_subject)
 	unknown_index(registry_subject)
 	decision := {
@@ -62,7 +68,8 @@ escalate contains decision if {
 
 # Publicly reported compromised releases (malicious code shipped under a real package name).
 deny contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.pre_tool
+	compromised_named
 	regex.match(`\bevent-stream@3\.3\.6\b|\bflatmap-stream\b|\bua-parser-js@(0\.7\.29|0\.8\.0|1\.0\.0)\b|\bcoa@2\.0\.3\b|\brc@1\.2\.9\b|\bcolors@1\.4\.(1|2)\b|\bfaker@6\.6\.6\b|\bnode-ipc@(10\.1\.[12]|11\.0\.0)\b|\bctx==0\.2\.6\b|\bxz-utils[^;&|]*5\.6\.[01]\b|\bultralytics==8\.3\.4[12]\b`, concat(" ", [shell.ltext, body]))
 	decision := {
 		"rule_id": "WD-KNOWN-COMPROMISED",
@@ -71,9 +78,24 @@ deny contains decision if {
 	}
 }
 
+default compromised_named := false
+
+compromised_named if {
+	shell.shell_call
+	regex.match(`event-stream|flatmap-stream|ua-parser-js|coa@|rc@|colors@|faker@|node-ipc|ctx==|xz-utils|ultralytics`, shell.ltext)
+}
+
+compromised_named if {
+	body != ""
+	shell.mentions(body, ["event-stream", "flatmap-stream", "ua-parser-js", "coa@", "rc@", "colors@", "faker@", "node-ipc", "ctx==", "xz-utils", "ultralytics"])
+}
+
 # Adding a dependency by name: a typo or a lookalike name installs someone else's code,
 # and install scripts run at once.
-install_segments := regex.find_n(`\b(pip[0-9.]*|uv\s+pip|uv|pipx|poetry|pdm|npm|yarn|pnpm|bun|cargo|go|gem|composer|dotnet|conda|mamba)\s+(install|i|add|get)\b[^;&|]*`, shell.ltext, -1)
+install_segments := [s |
+	regex.match(`pip|uv|poetry|pdm|npm|yarn|bun|go|gem|composer|dotnet|conda|mamba`, shell.ltext)
+	some s in regex.find_n(`\b(pip[0-9.]*|uv\s+pip|uv|pipx|poetry|pdm|npm|yarn|pnpm|bun|cargo|go|gem|composer|dotnet|conda|mamba)\s+(install|i|add|get)\b[^;&|]*`, shell.ltext, -1)
+]
 
 value_flags := {"-r", "--requirement", "-e", "--editable", "-c", "--constraint", "--index-url", "-i", "--extra-index-url", "--features", "-f", "--find-links", "-t", "--target", "--python", "-p", "--prefix", "--root", "--registry", "--version", "--channel"}
 
@@ -109,7 +131,7 @@ named_packages(seg) := [w |
 ]
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
 	some seg in install_segments
 	pkgs := named_packages(seg)
 	count(pkgs) > 0
@@ -123,7 +145,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	regex.match(`npx|bunx|dlx|pip|npm|yarn`, shell.ltext)
 	regex.match(`\b(npx|pnpx|bunx)\s+(-y\s+|--yes\s+)?[^\s]+@(latest|next|\*)\b|\b(npx|pnpx)\s+(-y|--yes)\s|\bpnpm\s+dlx\b|\bpip[0-9]?\s+install(\s[^;&|]*)?\s(-r\s+https?://|--requirement[= ]https?://|git\+|https?://\S+\.(whl|tar\.gz|tgz|zip)\b|https?://\S+/(archive|tarball)/)|\b(npm|yarn|pnpm)\s+(install|add|i)\s[^;&|]*(https?://|git\+|github:)`, shell.ltext)
 	decision := {
 		"rule_id": "WD-NEW-DEPENDENCY",
@@ -137,7 +160,7 @@ escalate contains decision if {
 manifest := `(^|/)(package\.json|requirements[^/]*\.txt|pyproject\.toml|setup\.py|setup\.cfg|pipfile|cargo\.toml|go\.mod|gemfile|build\.gradle(\.kts)?|pom\.xml|composer\.json|dockerfile[^/]*|containerfile)$`
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.mentions(body, ["://", "install", "prepare", "from"])
 	regex.match(manifest, file_path)
 	regex.match(`\bgit\s*=\s*['"]https?://|@\s*(https?|git\+[a-z]+)://|['"](https?|git\+[a-z]+)://[^'"]+\.(tgz|tar\.gz|whl|zip)['"]|\bgit\+https?://|['"](pre|post)?install['"]\s*:|['"]prepare['"]\s*:|^\s*from\s+[a-z0-9.-]+\.[a-z]{2,}(:[0-9]+)?/`, body)
 	decision := {
@@ -150,7 +173,8 @@ escalate contains decision if {
 }
 
 escalate contains decision if {
-	input.watchdog.action.event == "PreToolUse"
+	shell.shell_call
+	regex.match(`publish|twine|push|deploy|release`, shell.ltext)
 	regex.match(`\b(npm|yarn|pnpm)\s+publish\b|\bcargo\s+publish\b|\btwine\s+upload\b|\b(poetry|pdm|uv|flit|hatch)\s+publish\b|\bgem\s+push\b|gradlew?\s+[^;&|]*\bpublish|\bmvn\s+[^;&|]*\bdeploy\b|\bdocker\s+push\b|\bgh\s+release\s+create\b|\bvsce\s+publish\b`, shell.ltext)
 	decision := {
 		"rule_id": "WD-PUBLISH",
