@@ -10,6 +10,24 @@ package cupcake.policies.ci_and_tests
 import data.cupcake.helpers.shell
 import rego.v1
 
+# Rules by kind of call: the sets below are computed only when the event is that kind of
+# call, so other events skip their rules.
+
+escalate contains decision if {
+	shell.shell_call
+	some decision in shell_escalate
+}
+
+deny contains decision if {
+	shell.file_call
+	some decision in file_deny
+}
+
+escalate contains decision if {
+	shell.file_call
+	some decision in file_escalate
+}
+
 file_path := shell.lpath if shell.file_call
 
 body := shell.lcontent
@@ -24,7 +42,7 @@ ci_path if {
 	regex.match(ci_file, file_path)
 }
 
-deny contains decision if {
+file_deny contains decision if {
 	ci_path
 	shell.mentions(body, ["secrets", "env"])
 	regex.match(`tojson\(\s*secrets\s*\)|\$\{\{\s*secrets\.[^}]*\}\}[^\n]*\b(curl|wget|nc|base64)\b|\b(curl|wget|nc)\b[^\n]*\$\{\{\s*secrets\.|\$\((env|printenv)\b|\b(env|printenv)\s*\|\s*(base64|curl|nc)`, body)
@@ -35,7 +53,7 @@ deny contains decision if {
 	}
 }
 
-escalate contains decision if {
+file_escalate contains decision if {
 	ci_path
 	decision := {
 		"rule_id": "WD-CI-EDIT",
@@ -55,7 +73,7 @@ skip_marker := `@pytest\.mark\.(skip|xfail)|pytest\.skip\(|unittest\.skip|#\[ign
 
 weakened_config := `testpathignorepatterns|--deselect|--ignore[= ]|\bfail_under\s*=\s*[0-5]?[0-9](\.0)?\b|coveragethreshold|--cov-fail-under[= ]?[0-5]?[0-9]\b|--passwithnotests|--no-tests|exclude_lines|\bbail\s*:\s*false|['"]test['"]\s*:\s*['"](echo|true|exit 0)`
 
-escalate contains decision if {
+file_escalate contains decision if {
 	file_path != ""
 	shell.mentions(body, ["skip", "xfail", "todo", "#[ignore", "@disabled", "@ignore", "xit(", "xdescribe(", "xtest(", "pytest_runtest_makereport", "pytest_collection_modifyitems", "assert", "tobe("])
 	regex.match(`\.(py|[cm]?[jt]sx?|go|rs|rb|java|kt|scala|cs|swift|php|exs?)$`, file_path)
@@ -63,7 +81,7 @@ escalate contains decision if {
 	decision := tests_weakened
 }
 
-escalate contains decision if {
+file_escalate contains decision if {
 	file_path != ""
 	shell.mentions(body, ["testpathignorepatterns", "--deselect", "--ignore", "fail_under", "coveragethreshold", "--cov-fail-under", "--passwithnotests", "--no-tests", "exclude_lines", "bail", "test"])
 	regex.match(test_config, file_path)
@@ -72,15 +90,14 @@ escalate contains decision if {
 }
 
 # Production code that behaves differently under test.
-escalate contains decision if {
-	shell.file_call
+file_escalate contains decision if {
 	shell.mentions(body, ["node_env", "pytest", "app.testing", "rails.env.test", "testing", "is_test_env", "env("])
 	not regex.match(test_file, file_path)
 	regex.match(`node_env\s*[!=]==?\s*["']test|pytest_current_test|["']pytest["']\s+in\s+sys\.modules|\bapp\.testing\b|rails\.env\.test\?|\bif\s+testing\b|\bis_test_env\b|env\(["']ci["']\)`, body)
 	decision := tests_weakened
 }
 
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	contains(shell.ltext, "rm")
 	shell.mentions(shell.ltext, ["test", "spec"])

@@ -10,6 +10,24 @@ package cupcake.policies.data_and_infra
 import data.cupcake.helpers.shell
 import rego.v1
 
+# Rules by kind of call: the sets below are computed only when the event is that kind of
+# call, so other events skip their rules.
+
+deny contains decision if {
+	shell.shell_call
+	some decision in shell_deny
+}
+
+escalate contains decision if {
+	shell.shell_call
+	some decision in shell_escalate
+}
+
+escalate contains decision if {
+	shell.file_call
+	some decision in file_escalate
+}
+
 cmd := shell.ltext
 
 # SQL sits inside the client's quotes: match statements against the whole command.
@@ -32,8 +50,7 @@ data_change if {
 	regex.match(db_tool, raw)
 }
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	data_change
 	shell.production(cmd)
 	decision := {
@@ -43,8 +60,7 @@ deny contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	data_change
 	not shell.production(cmd)
 	not test_db
@@ -85,15 +101,22 @@ harmless_infra if regex.match(`--dry-?run\b|\brclone\b[^;&|]*\s-n\b|\b(kind|mini
 default infra_change := false
 
 infra_change if {
+	infra_named
+	not harmless_infra
+}
+
+# (Apart from infra_change: rego-cpp evaluates a `not` before the other statements of a body
+# that iterates, so harmless_infra would run for every command.)
+default infra_named := false
+
+infra_named if {
 	regex.match(`terraform|pulumi|aws|gcloud|gsutil|delete|kubectl|helm|prune|rclone|restic|borg|velero|vault|gitlab-rails|heroku|doctl|fly`, cmd)
 	some p in infra_destroy
 	contains(cmd, p.word)
 	regex.match(p.re, cmd)
-	not harmless_infra
 }
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	infra_change
 	shell.production(cmd)
 	decision := {
@@ -103,8 +126,7 @@ deny contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	infra_change
 	not shell.production(cmd)
 	decision := {
@@ -117,7 +139,7 @@ escalate contains decision if {
 }
 
 # Any other change aimed at production: applies, deploys, rollouts, copies out of it.
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	shell.production(cmd)
 	regex.match(`\b(kubectl|helm|terraform|pulumi|gcloud|aws|az|dbt|ansible-playbook|flyctl|heroku|psql|mysql|mongosh|redis-cli)\b[^;&|]*\s(apply|scale|rollout|patch|set|edit|cp|exec|upgrade|install|deploy|run|migrate|alter|insert|update|delete|create|replace|annotate|label|taint|import)\b`, cmd)
@@ -135,8 +157,7 @@ escalate contains decision if {
 
 # Config that removes protections or exposes data: open ingress, public buckets, no deletion
 # protection, local state for shared infrastructure, a production database URL in a dev file.
-escalate contains decision if {
-	shell.file_call
+file_escalate contains decision if {
 	shell.mentions(shell.lcontent, ["0.0.0.0/0", "::/0", "deletion_protection", "prevent_destroy", "skip_final_snapshot", "publicly_accessible", "block_public_", "public-read", "backend", "force_destroy", "principal"])
 	regex.match(`0\.0\.0\.0/0|::/0|deletion_protection\s*=\s*false|prevent_destroy\s*=\s*false|skip_final_snapshot\s*=\s*true|publicly_accessible\s*=\s*true|block_public_(acls|policy)\s*=\s*false|acl\s*=\s*['"]public-read|backend\s+['"]local['"]|force_destroy\s*=\s*true|['"]principal['"]\s*:\s*['"]\*['"]`, shell.lcontent)
 	decision := {
@@ -148,8 +169,7 @@ escalate contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.file_call
+file_escalate contains decision if {
 	contains(shell.lcontent, "://")
 	some url in regex.find_n(`\b(postgres(ql)?|mysql|mongodb(\+srv)?|redis|amqp)://\S*`, shell.lcontent, -1)
 	shell.production(url)
@@ -163,8 +183,7 @@ escalate contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.file_call
+file_escalate contains decision if {
 	shell.mentions(shell.lpath, ["migrat", "alembic/", "versions/"])
 	regex.match(`(^|/)(migrations?|alembic|versions|db/migrate)/`, shell.lpath)
 	regex.match(`drop_column|drop_table|drop\s+(column|table)|remove_column|droptable|dropcolumn|\.dropcolumn\(|alter_column[^\n]*nullable`, shell.lcontent)
@@ -178,8 +197,7 @@ escalate contains decision if {
 }
 
 # Production configuration files: their edits deploy to production.
-escalate contains decision if {
-	shell.file_call
+file_escalate contains decision if {
 	contains(shell.lpath, "prod")
 	shell.production(regex.replace(shell.lpath, `^.*/(home|users)/[^/]+/`, ""))
 	regex.match(`\.(tf|tfvars|hcl|ya?ml|json|toml|ini|conf|properties)$|(^|/)\.env[^/]*$`, shell.lpath)

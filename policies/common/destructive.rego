@@ -10,6 +10,19 @@ package cupcake.policies.destructive
 import data.cupcake.helpers.shell
 import rego.v1
 
+# Rules by kind of call: the sets below are computed only when the event is that kind of
+# call, so other events skip their rules.
+
+deny contains decision if {
+	shell.shell_call
+	some decision in shell_deny
+}
+
+escalate contains decision if {
+	shell.shell_call
+	some decision in shell_escalate
+}
+
 # Recursive deletes and what they name: `rm -r`, `find -delete`/`-exec rm`, `rsync --delete`.
 rm_segments := [s |
 	contains(shell.text, "rm")
@@ -90,8 +103,7 @@ artifact(p) if {
 	regex.match(`^(node_modules|dist|build|out|target|\.next|\.nuxt|\.svelte-kit|coverage|htmlcov|__pycache__|\.pytest_cache|\.mypy_cache|\.ruff_cache|\.tox|\.nox|\.venv|venv|\.eggs|[^/]*\.egg-info|\.turbo|\.parcel-cache|\.cache|\.gradle|\.dart_tool|pods|deriveddata|\.expo|tmp|temp|logs?|\.angular|storybook-static|site|_site|public/build|package-lock\.json|yarn\.lock|pnpm-lock\.yaml|\*\.pyc|\*\.o|\*\.log|\*\.tmp|metro-\*|[^/]*\.(dmg|iso|zip|tar|gz|tgz|log|tmp|pyc|o)|\{\})$`, name)
 }
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	some p in ((targets | program_targets) | shred_targets) | find_targets
 	vital(p)
 	decision := {
@@ -104,8 +116,7 @@ deny contains decision if {
 # Deleting, truncating or overwriting system files and logs, recursive or not.
 system_file(p) if regex.match(`^(/(etc|usr|bin|sbin|boot|lib|lib64|root)/|/var/log/|/var/lib/)`, lower(p))
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	regex.match(`rm|unlink|os\.remove|shred|truncate|>|history`, shell.text)
 	regex.match(`/(etc|usr|bin|sbin|boot|lib|lib64|root)/|/var/(log|lib)/`, shell.ltext)
 	regex.match(`(\brm\s|\bunlink\b|os\.remove|os\.unlink|\bshred\s|\btruncate\s|(^|[;&|\s]):\s*>|^\s*>|\bhistory\s+-c\b)`, shell.text)
@@ -118,8 +129,7 @@ deny contains decision if {
 	}
 }
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	contains(shell.ltext, "hist")
 	regex.match(`\bhistory\s+-c\b|\bunset\s+histfile\b|histsize=0`, shell.ltext)
 	decision := {
@@ -129,8 +139,7 @@ deny contains decision if {
 	}
 }
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	contains(shell.text, "/etc/")
 	regex.match(`\b(cp|scp|mv|install|tee|dd)\b[^;&|]*(^|[\s:=])/etc/(passwd|shadow|group|gshadow|sudoers)\b|open\(\s*['"]?/etc/(passwd|shadow|group|gshadow|sudoers)['"]?\s*,\s*['"]?[aw+]|>\s*/etc/(passwd|shadow|group|gshadow)\b`, shell.text)
 	decision := {
@@ -140,8 +149,7 @@ deny contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	some p in (targets | program_targets) | find_targets
 	outside_project(p)
 	not vital(p)
@@ -156,8 +164,7 @@ escalate contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	some p in targets | find_targets
 	not outside_project(p)
 	not artifact(p)
@@ -172,8 +179,7 @@ escalate contains decision if {
 }
 
 # Raw disks: formatting or writing a block device destroys everything on it.
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	regex.match(`mkfs|wipefs|disk|parted|of=/dev/|/dev/sd|/dev/nvme`, shell.text)
 	regex.match(`\bmkfs(\.\w+)?\s|\bwipefs\s|\b(fdisk|sfdisk|parted|sgdisk|gdisk)\s[^;&|]*/dev/|\bdd\s[^;&|]*\bof=/dev/(sd|hd|vd|xvd|nvme|disk|mmcblk|md|dm-|mapper)|>\s*/dev/(sd|nvme|disk)`, shell.text)
 	decision := {

@@ -10,6 +10,19 @@ package cupcake.policies.git
 import data.cupcake.helpers.shell
 import rego.v1
 
+# Rules by kind of call: the sets below are computed only when the event is that kind of
+# call, so other events skip their rules.
+
+deny contains decision if {
+	shell.shell_call
+	some decision in shell_deny
+}
+
+escalate contains decision if {
+	shell.shell_call
+	some decision in shell_escalate
+}
+
 pushes := [s |
 	contains(shell.text, "push")
 	some s in regex.find_n(`\bgit\s+(-\S+\s+)*push\b[^;&|\n]*`, shell.text, -1)
@@ -27,8 +40,7 @@ shared_branch(s) if regex.match(`(\s|:|\+|/)(main|master|trunk|develop|developme
 
 names_branch(s) if count([w | some w in shell.words(s); not startswith(w, "-")]) >= 4
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	some s in pushes
 	forced(s)
 	shared_branch(s)
@@ -39,8 +51,7 @@ deny contains decision if {
 	}
 }
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	some s in pushes
 	regex.match(`\s(:|--delete\s+|-d\s+)(refs/heads/)?(main|master|trunk|develop|production)(\s|$)`, s)
 	decision := {
@@ -50,8 +61,7 @@ deny contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	some s in pushes
 	forced(s)
 	not shared_branch(s)
@@ -98,22 +108,26 @@ names_git if contains(shell.text, "git")
 
 names_git if contains(shell.text, "bfg")
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
+	some what in discards
+	not regex.match(`\bgit\s+clean\s+(-\S+\s+)*-[a-zA-Z]*[n][a-zA-Z]*\b|--dry-run`, shell.text)
+	not only_ignored_clean
+	decision := {
+		"rule_id": "WD-GIT-DISCARD",
+		"reason": concat("", ["Can lose work: ", what, "."]),
+		"severity": "MEDIUM",
+		"rubric": "destructive",
+		"wait": true,
+	}
+}
+
+# What the command's discard patterns say it loses.
+discards contains p.what if {
 	names_git
 	regex.match(`--hard|clean|checkout|restore|stash|branch|push|tag|reflog|prune|update-ref|filter-|bfg|\.git|deinit`, shell.text)
 	some p in discard_patterns
 	contains(shell.text, p.word)
 	regex.match(p.re, shell.text)
-	not regex.match(`\bgit\s+clean\s+(-\S+\s+)*-[a-zA-Z]*[n][a-zA-Z]*\b|--dry-run`, shell.text)
-	not only_ignored_clean
-	decision := {
-		"rule_id": "WD-GIT-DISCARD",
-		"reason": concat("", ["Can lose work: ", p.what, "."]),
-		"severity": "MEDIUM",
-		"rubric": "destructive",
-		"wait": true,
-	}
 }
 
 # `git clean -X` removes only ignored files (build output), which can be regenerated.
@@ -124,8 +138,7 @@ only_ignored_clean if {
 	not regex.match(`\bgit\s+(reset|checkout|restore|stash|branch|push|tag|reflog|gc|update-ref|filter)`, shell.text)
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	regex.match(`--no-verify|hookspath|husky=0`, shell.ltext)
 	regex.match(`\bgit\s+(commit|push|merge|rebase|am)\b[^;&|]*\s--no-verify\b|\bgit\s+(-c\s+\S+\s+)*config\s[^;&|]*core\.hookspath|\bhusky=0\b`, shell.ltext)
 	decision := {
@@ -137,8 +150,7 @@ escalate contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	shell.mentions(shell.text, ["remote", "push"])
 	regex.match(`\bgit\s+remote\s+(add|set-url)\b|\bgit\s+push\s+(-\S+\s+)*(https?://|git@|ssh://)|\bgit\s+push\s[^;&|]*\s--(all|mirror)\b`, shell.text)
 	decision := {
@@ -150,8 +162,7 @@ escalate contains decision if {
 	}
 }
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	shell.mentions(shell.text, ["delete", "protect"])
 	regex.match(`\b(gh|glab)\s+repo\s+delete\b|\b(gh|glab)\s+api\s[^;&|]*(-X\s*DELETE|--method\s+DELETE)[^;&|]*/(protection|protected_branches)\b|\b(gh|glab)\s+api\s[^;&|]*/(protection|protected_branches)[^;&|]*(-X\s*DELETE|--method\s+DELETE)`, shell.text)
 	decision := {
@@ -161,8 +172,7 @@ deny contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	regex.match(`--admin|workflow|secret|variable|circleci|collaborators|permissions|rulesets|hooks`, shell.text)
 	regex.match(`\bgh\s+pr\s+merge\s[^;&|]*--admin\b|\bgh\s+workflow\s+disable\b|\b(gh|glab)\s+(secret|variable)\s+(set|delete|remove)\b|\bcircleci\s+context\s+(remove-secret|delete)\b|\bgh\s+api\s[^;&|]*(collaborators|permissions|rulesets|hooks)\b[^;&|]*(-X\s*(PUT|POST|DELETE|PATCH)|permission=)`, shell.text)
 	decision := {

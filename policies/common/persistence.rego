@@ -10,17 +10,39 @@ package cupcake.policies.persistence
 import data.cupcake.helpers.shell
 import rego.v1
 
+# Rules by kind of call: the sets below are computed only when the event is that kind of
+# call, so other events skip their rules.
+
+deny contains decision if {
+	shell.shell_call
+	some decision in shell_deny
+}
+
+escalate contains decision if {
+	shell.shell_call
+	some decision in shell_escalate
+}
+
+deny contains decision if {
+	shell.file_call
+	some decision in file_deny
+}
+
+escalate contains decision if {
+	shell.file_call
+	some decision in file_escalate
+}
+
 file_path := shell.lpath if shell.file_call
 
 lcommand := lower(shell.command)
 
-deny contains decision if {
+file_deny contains decision if {
 	endswith(file_path, "/.ssh/authorized_keys")
 	decision := authorized_keys
 }
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	contains(shell.ltext, "authorized_keys")
 	regex.match(`authorized_keys2?\b`, shell.ltext)
 	regex.match(`>>?|\btee\b|\bcp\b|\bmv\b|\bsed\s+-i|\bcat\b[^;&|]*>`, shell.ltext)
@@ -33,14 +55,13 @@ authorized_keys := {
 	"severity": "CRITICAL",
 }
 
-deny contains decision if {
+file_deny contains decision if {
 	startswith(file_path, "/etc/sudoers")
 	regex.match(`^/etc/sudoers(\.d/.*)?$`, file_path)
 	decision := sudoers
 }
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	shell.mentions(shell.ltext, ["/etc/sudoers", "nopasswd"])
 	regex.match(`\b(tee|cp|mv|visudo|install)\b[^;&|]*/etc/sudoers|>>?\s*/etc/sudoers|nopasswd:?\s*all`, shell.ltext)
 	decision := sudoers
@@ -52,8 +73,7 @@ sudoers := {
 	"severity": "CRITICAL",
 }
 
-deny contains decision if {
-	shell.shell_call
+shell_deny contains decision if {
 	contains(shell.ltext, "chmod")
 	regex.match(`\bchmod\s+(-\S+\s+)*([ugoa]*\+[rwx]*s|[46][0-7]{3})\s`, shell.ltext)
 	decision := {
@@ -72,14 +92,14 @@ rc_named(s) if regex.match(`bashrc|bash_|profile|zshrc|zshenv|zlogin|kshrc|cshrc
 
 hijack := `alias\s+(sudo|ls|cd|grep|cat|git|ssh|rm|cp|mv|apt|apt-get|yum|brew|curl|python[0-9]*|pip|npm|docker|kubectl|su|passwd)=|path=[^\n;]*(/tmp|/var/tmp|/dev/shm|/\.cache)|\b(curl|wget)\b|ld_preload|prompt_command|\brm\s+-[a-z]*r|\bnc\s|/dev/tcp`
 
-deny contains decision if {
+file_deny contains decision if {
 	rc_named(file_path)
 	regex.match(rc_file, file_path)
 	regex.match(hijack, shell.lcontent)
 	decision := rc_hijack
 }
 
-deny contains decision if {
+shell_deny contains decision if {
 	shell.bash_call
 	rc_named(lcommand)
 	regex.match(rc_file, lcommand)
@@ -97,25 +117,25 @@ rc_hijack := {
 # Things that start code later: cron, at, systemd, launchd, autostart, git hooks, editor tasks.
 persist_path := `^/etc/(cron|systemd|init\.d|rc\.local|profile\.d|ld\.so\.preload|xdg/autostart)|/\.config/(systemd|autostart)/|/library/launch(agents|daemons)/|/\.git/hooks/|/\.husky/|/var/spool/cron`
 
-escalate contains decision if {
+file_escalate contains decision if {
 	regex.match(`/etc/|/\.config/|/library/launch|/\.git/hooks/|/\.husky/|/var/spool/cron`, file_path)
 	regex.match(persist_path, file_path)
 	decision := persist
 }
 
-escalate contains decision if {
+file_escalate contains decision if {
 	endswith(file_path, "/.vscode/tasks.json")
 	regex.match(`folderopen`, shell.lcontent)
 	decision := persist
 }
 
-escalate contains decision if {
+file_escalate contains decision if {
 	endswith(file_path, "/.ssh/config")
 	regex.match(`localcommand|proxycommand|permitlocalcommand|forwardagent\s+yes`, shell.lcontent)
 	decision := persist
 }
 
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	schedules
 	decision := persist
@@ -144,7 +164,7 @@ persist := {
 
 # Replacing a whole configuration file in the home directory (not editing it) loses the user's
 # settings; editing with Edit is the normal way.
-escalate contains decision if {
+file_escalate contains decision if {
 	shell.action.tool == "Write"
 	regex.match(`^/(home/[^/]+|root|users/[^/]+)/\.[^/]+$|^/(home/[^/]+|root|users/[^/]+)/\.config/[^/]+/[^/]+$`, file_path)
 	decision := {

@@ -10,8 +10,25 @@ package cupcake.policies.privilege
 import data.cupcake.helpers.shell
 import rego.v1
 
+# Rules by kind of call: the sets below are computed only when the event is that kind of
+# call, so other events skip their rules.
+
 deny contains decision if {
 	shell.shell_call
+	some decision in shell_deny
+}
+
+escalate contains decision if {
+	shell.shell_call
+	some decision in shell_escalate
+}
+
+escalate contains decision if {
+	shell.file_call
+	some decision in file_escalate
+}
+
+shell_deny contains decision if {
 	contains(shell.ltext, "chmod")
 	regex.match(`\bchmod\s+(-\S+\s+)*-[a-z]*r[a-z]*\s+(-\S+\s+)*(0?777|0?666|a\+rwx|o\+w|a\+w)\s+(/|/(etc|usr|bin|sbin|var|opt|home|root|boot|lib)\b)`, shell.ltext)
 	decision := {
@@ -21,8 +38,7 @@ deny contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	contains(shell.ltext, "chmod")
 	regex.match(`\bchmod\s+(-\S+\s+)*(-[a-z]*r|--recursive)\b|\bchmod\s+(-\S+\s+)*(0?777|0?666|a\+rwx|o\+w|a\+w)\b`, shell.ltext)
 	decision := {
@@ -34,8 +50,7 @@ escalate contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	regex.match(`user|passwd|ufw|setenforce|selinux|iptables|systemctl|cluster|administratoraccess|roles/|-policy|grant|createrole|permission=admin|--role|sudo`, shell.ltext)
 	regex.match(`\b(useradd|adduser|usermod)\b[^;&|]*(sudo|wheel|admin|root)\b|\bchpasswd\b|\bpasswd\s+\w|\bufw\s+disable|\bsetenforce\s+0|selinux=(disabled|permissive)|\biptables\s+(-f|--flush|-p\s+\w+\s+accept)|\bsystemctl\s+(stop|disable|mask)\s+(firewalld|ufw|apparmor|auditd|fail2ban)|clusterrolebinding|cluster-admin|administratoraccess|roles/(owner|editor)|add-iam-policy-binding|attach-(user|role|group)-policy|put-(user|role)-policy|\bgrant\s+all\b|\bsuperuser\b|\bcreaterole\b|permission=admin|--role\s*=?\s*(owner|admin)|\bsudo\s+-s\b|\bsudo\s+su\b`, shell.ltext)
 	decision := {
@@ -47,8 +62,7 @@ escalate contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.file_call
+file_escalate contains decision if {
 	shell.mentions(shell.lcontent, ["cluster", "administratoraccess", "action", "roles/owner", "privileged", "hostpid", "nopasswd"])
 	regex.match(`clusterrolebinding|cluster-admin|administratoraccess|['"]action['"]\s*:\s*['"]\*['"]|actions?\s*=\s*\[?\s*['"]\*['"]|roles/owner|privileged:\s*true|hostpid:\s*true|nopasswd`, shell.lcontent)
 	decision := {

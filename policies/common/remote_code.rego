@@ -10,6 +10,14 @@ package cupcake.policies.remote_code
 import data.cupcake.helpers.shell
 import rego.v1
 
+# Rules by kind of call: the sets below are computed only when the event is that kind of
+# call, so other events skip their rules.
+
+escalate contains decision if {
+	shell.shell_call
+	some decision in shell_escalate
+}
+
 # What runs: a command, or the content of a file written (a git hook, a unit, a package.json).
 subject := shell.text if shell.bash_call
 
@@ -118,7 +126,7 @@ reverse_shell if {
 	regex.match(`\b(nc|ncat|netcat)\b[^;&|]*\s-[a-z]*[ec]\s|\bmkfifo\b[^;&]*\b(nc|ncat|netcat)\b`, lsubject)
 }
 
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	regex.match(`ssh|ngrok|serveo|localhost\.run|pinggy|localtunnel|bore\.pub|cloudflared|chisel`, shell.text)
 	regex.match(`\bssh\s[^;&|]*\s-[a-zA-Z]*R\s*\S|\bngrok\s+(tcp|tls)\b|\b(serveo\.net|localhost\.run|pinggy\.io|localtunnel|bore\.pub)\b|\bcloudflared\s+tunnel\b|\bchisel\b`, shell.text)
@@ -141,7 +149,7 @@ inline_program if {
 
 risky_capability := `socket|urllib|requests\.|http\.client|https?\.get|fetch\(|\bcurl\b|\bwget\b|\bkill\b|terminate\(|psutil|os\.remove|os\.unlink|unlink|rmtree|\brm\s|/etc/|/usr/|/root/|/bin/|/var/|base64|subprocess|os\.system|child_process|exec\(|eval\(|chmod|crontab|\.bashrc|shadow|passwd`
 
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	inline_program
 	regex.match(risky_capability, lower(shell.command))
@@ -154,7 +162,7 @@ escalate contains decision if {
 	}
 }
 
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	regex.match(`curl|wget|docker`, shell.text)
 	regex.match(`\b(curl|wget)\b[^;&|]*\s(-o|-O|--output|--output-document)\s*/(usr|etc|opt|bin|sbin|lib)/|/var/run/docker\.sock|\bdocker\s+run\b[^;&|]*(--privileged|--pid[= ]host|-v\s*/:/)`, shell.text)

@@ -10,7 +10,40 @@ package cupcake.policies.secrets
 import data.cupcake.helpers.shell
 import rego.v1
 
-read_path := shell.path if shell.read_call
+# Rules by kind of call: the sets below are computed only when the event is that kind of
+# call, so other events skip their rules.
+
+deny contains decision if {
+	shell.shell_call
+	some decision in shell_deny
+}
+
+escalate contains decision if {
+	shell.shell_call
+	some decision in shell_escalate
+}
+
+escalate contains decision if {
+	shell.file_call
+	some decision in file_escalate
+}
+
+escalate contains decision if {
+	shell.fetch_call
+	some decision in fetch_escalate
+}
+
+deny contains decision if {
+	shell.read_call
+	some decision in read_deny
+}
+
+escalate contains decision if {
+	shell.read_call
+	some decision in read_escalate
+}
+
+read_path := shell.path
 
 lread_path := lower(read_path)
 
@@ -19,7 +52,7 @@ private_key_re := `(^|/|\s|~)\.ssh/id_[a-z0-9_]+(\s|$)|/etc/(shadow|gshadow|secu
 
 private_key_named(s) if regex.match(`\.ssh/id_|shadow|opasswd|private-keys-v1\.d|login data|/cookies|key4\.db|logins\.json|\.p12|\.keystore`, s)
 
-deny contains decision if {
+read_deny contains decision if {
 	private_key_named(lread_path)
 	regex.match(private_key_re, lread_path)
 	decision := {
@@ -29,7 +62,7 @@ deny contains decision if {
 	}
 }
 
-deny contains decision if {
+shell_deny contains decision if {
 	shell.bash_call
 	private_key_named(shell.ltext)
 	regex.match(private_key_re, shell.ltext)
@@ -42,7 +75,7 @@ deny contains decision if {
 	}
 }
 
-deny contains decision if {
+shell_deny contains decision if {
 	shell.bash_call
 	regex.match(`secret-tool|security|docker/config\.json|keyring`, shell.ltext)
 	regex.match(`\bsecret-tool\s+(search|lookup)|\bsecurity\s+(find-generic-password|find-internet-password|dump-keychain)|\.docker/config\.json[^;&]*base64\s+-d|\bkeyring\s+get\b`, shell.ltext)
@@ -58,7 +91,7 @@ credential_file_re := `(^|/)\.aws/(credentials|config)$|gcloud/.*credentials[^/]
 
 credential_word_re := `(~|/)\.aws/credentials|application_default_credentials|\.vault-token|\.pgpass|\.git-credentials|\.netrc|\.config/gh/hosts\.yml|/proc/[^/\s]+/environ|\.env\.prod|\.cargo/credentials|\.docker/config\.json`
 
-escalate contains decision if {
+read_escalate contains decision if {
 	regex.match(credential_file_re, lread_path)
 	decision := {
 		"rule_id": "WD-SECRET-READ",
@@ -69,7 +102,7 @@ escalate contains decision if {
 	}
 }
 
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	regex.match(`credentials|\.vault-token|\.pgpass|\.netrc|hosts\.yml|environ|\.env\.prod|docker/config\.json`, shell.ltext)
 	regex.match(credential_word_re, shell.ltext)
@@ -83,7 +116,7 @@ escalate contains decision if {
 }
 
 # Secrets printed into the transcript: environment dumps, tokens, vault and cluster secrets.
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	prints_secrets
 	decision := {
@@ -113,7 +146,7 @@ prints_secrets if {
 }
 
 # Searching the whole disk or home for keys and tokens.
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	regex.match(`private key|akia|id_rsa|id_ed25519|\*\.pem|\*\.p12|\*\.key|credentials|wallet|\.kdbx|secret`, shell.ltext)
 	regex.match(`\b(grep|rg|find|locate|ag)\b[^;&|]*(private key|akia|id_rsa|id_ed25519|\*\.pem|\*\.p12|\*\.key\b|credentials|wallet|\.kdbx|secret)`, shell.ltext)
@@ -177,7 +210,7 @@ deny contains decision if {
 	}
 }
 
-deny contains decision if {
+shell_deny contains decision if {
 	shell.bash_call
 	contains(shell.text, "$")
 	regex.match(`\b(nslookup|dig|host|ping|drill)\s[^;&|]*(\$\(|[$][{(])`, shell.text)
@@ -189,7 +222,7 @@ deny contains decision if {
 }
 
 # Any upload to another machine: often fine (a deploy), sometimes the leak.
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	shell.text_sends_data
 	shell.text_remote_host
@@ -204,7 +237,7 @@ escalate contains decision if {
 }
 
 # curl/wget carrying environment variables (tokens, passwords) to a remote host.
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	regex.match(`curl|wget|http|xh`, shell.command)
 	contains(shell.command, "$")
@@ -220,7 +253,7 @@ escalate contains decision if {
 	}
 }
 
-escalate contains decision if {
+shell_escalate contains decision if {
 	shell.bash_call
 	regex.match(`public|allusers|mail|hooks\.slack\.com|discord|api\.telegram\.org`, shell.ltext)
 	regex.match(`--acl\s+public-read|\bacl\s+ch\s[^;&|]*allusers|\bmake-public\b|allusers:|--public\b|['"]public['"]\s*:\s*true|\bmail\s|\bsendmail\b|\bhooks\.slack\.com|discord(app)?\.com/api/webhooks|api\.telegram\.org`, shell.ltext)
@@ -234,8 +267,7 @@ escalate contains decision if {
 }
 
 # A fetched URL carrying a token or encoded data in its query string.
-escalate contains decision if {
-	shell.fetch_call
+fetch_escalate contains decision if {
 	regex.match(`[?&][^=&]+=([a-z0-9+/_%-]{20,}|[^&]*(ghp_|gho_|github_pat_|akia|sk_live|sk-|xox[abprs]-|aiza|password|passwd|secret|token))|/bot[0-9]+:`, lower(shell.url))
 	decision := {
 		"rule_id": "WD-FETCH-CARRIES-DATA",
@@ -247,8 +279,7 @@ escalate contains decision if {
 }
 
 # Application code that sends the environment, cookies or keys to a hard-coded host.
-escalate contains decision if {
-	shell.file_call
+file_escalate contains decision if {
 	shell.content_sends_data
 	shell.content_remote_host
 	regex.match(`process\.env|os\.environ|document\.cookie|localstorage|\benv\b\s*\||getenv|\.env\b|\.p12|keystore|credentials|secrets?\.|headers|\bbody\s*:`, shell.lcontent)

@@ -10,6 +10,19 @@ package cupcake.policies.self_protection
 import data.cupcake.helpers.shell
 import rego.v1
 
+# Rules by kind of call: the sets below are computed only when the event is that kind of
+# call, so other events skip their rules.
+
+deny contains decision if {
+	shell.shell_call
+	some decision in shell_deny
+}
+
+deny contains decision if {
+	shell.file_call
+	some decision in file_deny
+}
+
 file_path := shell.lpath if shell.file_call
 
 settings_file := `(^|/)\.claude/settings(\.local)?\.json$`
@@ -19,7 +32,7 @@ guard_dir := `(^|/)\.(watchdog|cupcake)(/|$)|/\.config/(watchdog|cupcake)(/|$)`
 # In Claude Code's settings: the hooks (which run watchdog) and the permission mode.
 guard_keys := `hook|watchdog|cupcake|disableallhooks|defaultmode|bypasspermissions|['"]permissions['"]\s*:\s*\{\s*\}|['"](bash)?\(?\*\)?['"]`
 
-deny contains decision if {
+file_deny contains decision if {
 	contains(file_path, ".claude/settings")
 	regex.match(settings_file, file_path)
 	regex.match(guard_keys, lower(concat("\n", [shell.content, shell.old_content])))
@@ -30,7 +43,7 @@ deny contains decision if {
 	}
 }
 
-deny contains decision if {
+file_deny contains decision if {
 	shell.mentions(file_path, ["watchdog", "cupcake"])
 	regex.match(guard_dir, file_path)
 	decision := {
@@ -40,7 +53,7 @@ deny contains decision if {
 	}
 }
 
-deny contains decision if {
+shell_deny contains decision if {
 	shell.bash_call
 	regex.match(`\.claude/settings|watchdog|cupcake`, shell.ltext)
 	regex.match(`\.claude/settings(\.local)?\.json|(^|[\s/'"=])\.(watchdog|cupcake)(/|\s|$)|\.config/(watchdog|cupcake)`, shell.ltext)

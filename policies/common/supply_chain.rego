@@ -10,6 +10,19 @@ package cupcake.policies.supply_chain
 import data.cupcake.helpers.shell
 import rego.v1
 
+# Rules by kind of call: the sets below are computed only when the event is that kind of
+# call, so other events skip their rules.
+
+escalate contains decision if {
+	shell.shell_call
+	some decision in shell_escalate
+}
+
+escalate contains decision if {
+	shell.file_call
+	some decision in file_escalate
+}
+
 file_path := shell.lpath if shell.file_call
 
 body := shell.lcontent
@@ -130,8 +143,7 @@ named_packages(seg) := [w |
 	not familiar_name(w)
 ]
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	some seg in install_segments
 	pkgs := named_packages(seg)
 	count(pkgs) > 0
@@ -144,8 +156,7 @@ escalate contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	regex.match(`npx|bunx|dlx|pip|npm|yarn`, shell.ltext)
 	regex.match(`\b(npx|pnpx|bunx)\s+(-y\s+|--yes\s+)?[^\s]+@(latest|next|\*)\b|\b(npx|pnpx)\s+(-y|--yes)\s|\bpnpm\s+dlx\b|\bpip[0-9]?\s+install(\s[^;&|]*)?\s(-r\s+https?://|--requirement[= ]https?://|git\+|https?://\S+\.(whl|tar\.gz|tgz|zip)\b|https?://\S+/(archive|tarball)/)|\b(npm|yarn|pnpm)\s+(install|add|i)\s[^;&|]*(https?://|git\+|github:)`, shell.ltext)
 	decision := {
@@ -159,7 +170,7 @@ escalate contains decision if {
 
 manifest := `(^|/)(package\.json|requirements[^/]*\.txt|pyproject\.toml|setup\.py|setup\.cfg|pipfile|cargo\.toml|go\.mod|gemfile|build\.gradle(\.kts)?|pom\.xml|composer\.json|dockerfile[^/]*|containerfile)$`
 
-escalate contains decision if {
+file_escalate contains decision if {
 	shell.mentions(body, ["://", "install", "prepare", "from"])
 	regex.match(manifest, file_path)
 	regex.match(`\bgit\s*=\s*['"]https?://|@\s*(https?|git\+[a-z]+)://|['"](https?|git\+[a-z]+)://[^'"]+\.(tgz|tar\.gz|whl|zip)['"]|\bgit\+https?://|['"](pre|post)?install['"]\s*:|['"]prepare['"]\s*:|^\s*from\s+[a-z0-9.-]+\.[a-z]{2,}(:[0-9]+)?/`, body)
@@ -172,8 +183,7 @@ escalate contains decision if {
 	}
 }
 
-escalate contains decision if {
-	shell.shell_call
+shell_escalate contains decision if {
 	regex.match(`publish|twine|push|deploy|release`, shell.ltext)
 	regex.match(`\b(npm|yarn|pnpm)\s+publish\b|\bcargo\s+publish\b|\btwine\s+upload\b|\b(poetry|pdm|uv|flit|hatch)\s+publish\b|\bgem\s+push\b|gradlew?\s+[^;&|]*\bpublish|\bmvn\s+[^;&|]*\bdeploy\b|\bdocker\s+push\b|\bgh\s+release\s+create\b|\bvsce\s+publish\b`, shell.ltext)
 	decision := {
