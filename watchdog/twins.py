@@ -11,10 +11,10 @@ stale or damaged file just means the twin is evaluated again, which is never wea
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
+import zlib
 from typing import Any
 
 from watchdog.decisions import Decision
@@ -26,7 +26,8 @@ _FIELDS = ("verb", "reason", "rule_ids", "agent_messages", "context", "updated_i
 
 
 def _path(state_dir: str, key: str) -> str:
-    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
+    data = key.encode("utf-8", "replace")  # the record holds the whole key: a clash is a miss
+    digest = f"{zlib.crc32(data):08x}{zlib.crc32(data[::-1]):08x}"
     return os.path.join(state_dir, "twins", f"{digest}.json")
 
 

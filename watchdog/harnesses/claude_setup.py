@@ -7,14 +7,15 @@ every event watchdog answers, `remove` takes out exactly the entries that are ou
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchdog.errors import ConfigError
 from watchdog.harnesses.base import Setup
 from watchdog.harnesses.hook_commands import is_ours
+
+if TYPE_CHECKING:  # annotations only: cursor.py imports this module on the hook path
+    from collections.abc import Callable
+    from pathlib import Path
 
 TIMEOUT_S = 30
 #: Claude Code events watchdog answers; tool events take a matcher.
@@ -150,6 +151,8 @@ def sample(project: Path) -> dict[str, Any]:
     A session id of its own, so no verdict owed to a real session is delivered to it (and so
     no Redis is touched with --watchdog: a deny is never escalated).
     """
+    import uuid
+
     session = f"watchdog-init-check-{uuid.uuid4()}"
     return {
         "session_id": session,

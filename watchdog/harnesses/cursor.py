@@ -28,13 +28,11 @@ Formats are the documented ones; no real Cursor client was run.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+import zlib
+from typing import TYPE_CHECKING, Any
 
 from watchdog.decisions import ASK, BLOCKING, DENY, MODIFY, Decision, deep_merge
 from watchdog.errors import ConfigError, EventError
@@ -43,6 +41,11 @@ from watchdog.harnesses.base import Capabilities, Facts, Harness, Reply, Setup
 from watchdog.harnesses.claude import dumps
 from watchdog.harnesses.claude_setup import CHECK_COMMAND
 from watchdog.harnesses.hook_commands import is_ours
+
+if TYPE_CHECKING:  # annotations only: pathlib costs ~9 ms on the hook path
+    from collections.abc import Callable
+    from pathlib import Path
+
 
 NAME = "cursor"
 
@@ -292,7 +295,10 @@ def twin_key(event: Event) -> str | None:
                           ensure_ascii=False)
     else:
         return None
-    digest = hashlib.sha256(what.encode("utf-8", "replace")).hexdigest()
+    # Two CRC-32s (zlib, already loaded; hashlib costs ms on the hook path): 64 bits within one
+    # generation is plenty, and the command itself never reaches the state dir.
+    data = what.encode("utf-8", "replace")
+    digest = f"{zlib.crc32(data):08x}{zlib.crc32(data[::-1]):08x}{len(data):x}"
     return f"cursor:v1:{event.session_id}:{generation}:{tool}:{digest}"
 
 

@@ -29,13 +29,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchdog.decisions import ASK, BLOCK, HALT, MODIFY, Decision, deep_merge
 from watchdog.errors import EventError
 from watchdog.events import Action, Event, claude_action
 from watchdog.harnesses.base import Capabilities, Facts, Harness, Reply, Setup
+
+if TYPE_CHECKING:  # annotations only: pathlib costs ~9 ms on the hook path
+    from pathlib import Path
+
 
 NAME = "opencode"
 
