@@ -12,14 +12,23 @@ import rego.v1
 
 # Rules by kind of call: the sets below are computed only when the event is that kind of
 # call, so other events skip their rules.
+#
+# shell_named: a shell call, naming a word that one of the shell rules below cannot match
+# without. (One test before `some`: rego-cpp evaluates every test of a body that iterates.)
+default shell_named := false
+
+shell_named if {
+	shell.shell_call
+	regex.match(`rm|rsync|find|unlink|remove|delete|shred|hist|/etc/|/usr/|/bin/|/sbin/|/boot/|/lib|/root/|/var/|mkfs|wipefs|disk|parted|/dev/`, shell.lscan)
+}
 
 deny contains decision if {
-	shell.shell_call
+	shell_named
 	some decision in shell_deny
 }
 
 escalate contains decision if {
-	shell.shell_call
+	shell_named
 	some decision in shell_escalate
 }
 
@@ -83,10 +92,23 @@ targets := {w |
 
 # Everything a python/node/perl program passed to rmtree/remove/unlink names.
 program_targets := {w |
-	regex.match(`rm|unlink|remove|delete`, shell.text)
 	regex.match(`rmtree|os\.remove|os\.unlink|unlinkSync|rmSync|\bunlink\(|File\.delete|FileUtils\.rm`, shell.text)
 	some w in shell.words(regex.replace(shell.text, `os\.path\.expanduser\(\s*~\s*\)`, " ~ "))
 }
+
+# What the command deletes: by rm, rsync or find; by a program; by shred. Each set is computed
+# only when the command names its tools (most commands do not).
+default tool_deletes := set()
+
+tool_deletes := targets | find_targets if regex.match(`rm|rsync|find`, shell.text)
+
+default program_deletes := set()
+
+program_deletes := program_targets if regex.match(`rm|unlink|remove|delete`, shell.text)
+
+default shred_deletes := set()
+
+shred_deletes := shred_targets if contains(shell.text, "shred")
 
 # The root, a home directory, a system directory, a credentials folder, or a path that climbs
 # out with `..`: never the target of a recursive delete by an agent.
@@ -104,7 +126,7 @@ artifact(p) if {
 }
 
 shell_deny contains decision if {
-	some p in ((targets | program_targets) | shred_targets) | find_targets
+	some p in (tool_deletes | program_deletes) | shred_deletes
 	vital(p)
 	decision := {
 		"rule_id": "WD-DELETE-VITAL",
@@ -114,12 +136,18 @@ shell_deny contains decision if {
 }
 
 # Deleting, truncating or overwriting system files and logs, recursive or not.
-system_file(p) if regex.match(`^(/(etc|usr|bin|sbin|boot|lib|lib64|root)/|/var/log/|/var/lib/)`, lower(p))
+default empties_files := false
 
-shell_deny contains decision if {
+empties_files if {
 	regex.match(`rm|unlink|os\.remove|shred|truncate|>|history`, shell.text)
 	regex.match(`/(etc|usr|bin|sbin|boot|lib|lib64|root)/|/var/(log|lib)/`, shell.ltext)
 	regex.match(`(\brm\s|\bunlink\b|os\.remove|os\.unlink|\bshred\s|\btruncate\s|(^|[;&|\s]):\s*>|^\s*>|\bhistory\s+-c\b)`, shell.text)
+}
+
+system_file(p) if regex.match(`^(/(etc|usr|bin|sbin|boot|lib|lib64|root)/|/var/log/|/var/lib/)`, lower(p))
+
+shell_deny contains decision if {
+	empties_files
 	some p in shell.words(shell.text)
 	system_file(p)
 	decision := {
@@ -150,7 +178,7 @@ shell_deny contains decision if {
 }
 
 shell_escalate contains decision if {
-	some p in (targets | program_targets) | find_targets
+	some p in tool_deletes | program_deletes
 	outside_project(p)
 	not vital(p)
 	not scratch(p)
@@ -165,7 +193,7 @@ shell_escalate contains decision if {
 }
 
 shell_escalate contains decision if {
-	some p in targets | find_targets
+	some p in tool_deletes
 	not outside_project(p)
 	not artifact(p)
 	not scratch(p)

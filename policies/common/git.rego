@@ -12,14 +12,23 @@ import rego.v1
 
 # Rules by kind of call: the sets below are computed only when the event is that kind of
 # call, so other events skip their rules.
+#
+# shell_named: a shell call, naming a word that one of the shell rules below cannot match
+# without. (One test before `some`: rego-cpp evaluates every test of a body that iterates.)
+default shell_named := false
+
+shell_named if {
+	shell.shell_call
+	regex.match(`git|bfg|husky=0|\bgh\b|glab|circleci`, shell.lscan)
+}
 
 deny contains decision if {
-	shell.shell_call
+	shell_named
 	some decision in shell_deny
 }
 
 escalate contains decision if {
-	shell.shell_call
+	shell_named
 	some decision in shell_escalate
 }
 
@@ -110,8 +119,6 @@ names_git if contains(shell.text, "bfg")
 
 shell_escalate contains decision if {
 	some what in discards
-	not regex.match(`\bgit\s+clean\s+(-\S+\s+)*-[a-zA-Z]*[n][a-zA-Z]*\b|--dry-run`, shell.text)
-	not only_ignored_clean
 	decision := {
 		"rule_id": "WD-GIT-DISCARD",
 		"reason": concat("", ["Can lose work: ", what, "."]),
@@ -121,13 +128,22 @@ shell_escalate contains decision if {
 	}
 }
 
-# What the command's discard patterns say it loses.
+# What the command's discard patterns say it loses (none for a dry run, or a clean of ignored
+# files only).
 discards contains p.what if {
-	names_git
-	regex.match(`--hard|clean|checkout|restore|stash|branch|push|tag|reflog|prune|update-ref|filter-|bfg|\.git|deinit`, shell.text)
+	may_discard
 	some p in discard_patterns
 	contains(shell.text, p.word)
 	regex.match(p.re, shell.text)
+}
+
+default may_discard := false
+
+may_discard if {
+	names_git
+	regex.match(`--hard|clean|checkout|restore|stash|branch|push|tag|reflog|prune|update-ref|filter-|bfg|\.git|deinit`, shell.text)
+	not regex.match(`\bgit\s+clean\s+(-\S+\s+)*-[a-zA-Z]*[n][a-zA-Z]*\b|--dry-run`, shell.text)
+	not only_ignored_clean
 }
 
 # `git clean -X` removes only ignored files (build output), which can be regenerated.

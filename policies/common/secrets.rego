@@ -12,14 +12,23 @@ import rego.v1
 
 # Rules by kind of call: the sets below are computed only when the event is that kind of
 # call, so other events skip their rules.
+#
+# shell_named: a shell call, naming a word that one of the shell rules below cannot match
+# without. (One test before `some`: rego-cpp evaluates every test of a body that iterates.)
+default shell_named := false
+
+shell_named if {
+	shell.shell_call
+	regex.match(`\.ssh/id_|shadow|opasswd|private-keys-v1\.d|login data|/cookies|key4\.db|logins\.json|\.p12|\.keystore|secret|security|docker/config\.json|keyring|nslookup|dig|host|ping|drill|credentials|\.vault-token|\.pgpass|\.netrc|hosts\.yml|environ|\.env\.prod|env|set|export|history|auth|vault|read|item|configure|private key|akia|id_rsa|id_ed25519|\*\.pem|\*\.key|wallet|\.kdbx|curl|wget|http|xh|nc|netcat|socat|scp|ftp|rsync|mail|\$\(|urlopen|requests\.|urllib|sendbeacon|fetch\(|xmlhttprequest|axios\.|--upload-file|public|allusers|hooks\.slack\.com|discord|api\.telegram\.org`, shell.lscan)
+}
 
 deny contains decision if {
-	shell.shell_call
+	shell_named
 	some decision in shell_deny
 }
 
 escalate contains decision if {
-	shell.shell_call
+	shell_named
 	some decision in shell_escalate
 }
 
@@ -237,10 +246,16 @@ shell_escalate contains decision if {
 }
 
 # curl/wget carrying environment variables (tokens, passwords) to a remote host.
-shell_escalate contains decision if {
+default may_upload_env := false
+
+may_upload_env if {
 	shell.bash_call
 	regex.match(`curl|wget|http|xh`, shell.command)
 	contains(shell.command, "$")
+}
+
+shell_escalate contains decision if {
+	may_upload_env
 	some seg in regex.find_n(`\b(curl|wget|http|xh)\b[^;&|]*`, shell.command, -1)
 	regex.match(`\$\{?[A-Za-z_][A-Za-z0-9_]*`, seg)
 	shell.remote_host(seg)

@@ -12,9 +12,18 @@ import rego.v1
 
 # Rules by kind of call: the sets below are computed only when the event is that kind of
 # call, so other events skip their rules.
+#
+# shell_named: a shell call, naming a word that one of the shell rules below cannot match
+# without. (One test before `some`: rego-cpp evaluates every test of a body that iterates.)
+default shell_named := false
+
+shell_named if {
+	shell.shell_call
+	regex.match(`install|add|get|\bi\b|npx|bunx|dlx|publish|twine|push|deploy|release`, shell.lscan)
+}
 
 escalate contains decision if {
-	shell.shell_call
+	shell_named
 	some decision in shell_escalate
 }
 
@@ -106,7 +115,7 @@ compromised_named if {
 # Adding a dependency by name: a typo or a lookalike name installs someone else's code,
 # and install scripts run at once.
 install_segments := [s |
-	regex.match(`pip|uv|poetry|pdm|npm|yarn|bun|go|gem|composer|dotnet|conda|mamba`, shell.ltext)
+	regex.match(`\b(install|i|add|get)\b`, shell.ltext)
 	some s in regex.find_n(`\b(pip[0-9.]*|uv\s+pip|uv|pipx|poetry|pdm|npm|yarn|pnpm|bun|cargo|go|gem|composer|dotnet|conda|mamba)\s+(install|i|add|get)\b[^;&|]*`, shell.ltext, -1)
 ]
 

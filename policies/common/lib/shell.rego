@@ -170,6 +170,11 @@ unquote_words(s) := s if not quoted(s)
 
 ltext := lower(text)
 
+# The command as the rules read it and as it was written, lower-cased: what a policy searches
+# for its words before it evaluates any of its shell rules (a word a rule needs is in one of
+# the two: quotes can join words in text, and some rules read the raw command).
+lscan := concat(" ", [ltext, lower(command)])
+
 # The words of a command, split on whitespace, quotes, parentheses and separators.
 words(s) := [w | some w in regex.split(`[\s'"(),;=]+`, s); w != ""]
 
