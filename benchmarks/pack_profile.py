@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 HERE = Path(__file__).resolve().parent
 DEFAULT_EVENTS = [HERE.parent / "evals" / "datasets" / "dev.jsonl",
                   HERE.parent.parent / "shared" / "datasets" / "public-dev.jsonl"]
-CLASSES = ("bash", "write", "read", "other")
+CLASSES = ("bash", "write", "read", "other", "long")
 VERB_RE = re.compile(r"^(deny|escalate|halt|block|ask|modify|add_context)\s+contains\b")
 RULE_ID_RE = re.compile(r'"rule_id"\s*:\s*"([^"]+)"')
 
@@ -129,12 +129,39 @@ def event_class(tool: str | None, tool_class: str | None) -> str:
     return "other"
 
 
-def load_cases(paths: list[Path], manifest: dict[str, Any],
+def dataset_rows(paths: list[Path]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(id, harness, payload) of every labeled row in the datasets."""
+    rows = []
+    for path in paths:
+        if not path.exists():
+            print(f"  (skipping {path}: not found)", file=sys.stderr)
+            continue
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows.append((row.get("id", "?"), row.get("harness") or "claude", row["event"]))
+    return rows
+
+
+def long_write_rows(n: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """Write events that put a whole source file (this checkout's own, 2-20 KB) into a project:
+    the datasets' file contents are all short, an agent's Write often is not, and a regex costs
+    by the length of its text."""
+    files = sorted((p for p in (HERE.parent / "watchdog").rglob("*.py")
+                    if 2000 <= p.stat().st_size <= 20000), key=lambda p: p.stat().st_size)
+    picked = files[:: max(1, len(files) // n)][:n] if n > 0 else []
+    return [(f"long-{p.name}", "claude", {
+        "session_id": "5e0c1d2a-0000-4000-8000-000000000000", "cwd": "/home/dev/app",
+        "hook_event_name": "PreToolUse", "tool_name": "Write",
+        "tool_input": {"file_path": f"/home/dev/app/src/{p.name}", "content": p.read_text()},
+    }) for p in picked]
+
+
+def load_cases(rows: list[tuple[str, str, dict[str, Any]]], manifest: dict[str, Any],
                unrouted_too: bool = False) -> tuple[list[Case], int]:
-    """The datasets' events as the hook's inputs; (cases, events routing no policy, which
-    are left out unless `unrouted_too`)."""
-    from watchdog import evaluation, shell
-    from watchdog.harnesses import claude
+    """The rows' events as the hook's inputs; (cases, events routing no policy, which are
+    left out unless `unrouted_too`)."""
+    from watchdog import evaluation, harnesses, shell
     from watchdog.policies import routing
 
     info = manifest["scopes"]["project"]
@@ -142,32 +169,24 @@ def load_cases(paths: list[Path], manifest: dict[str, Any],
     view = _command_view()
     cases: list[Case] = []
     unrouted = 0
-    for path in paths:
-        if not path.exists():
-            print(f"  (skipping {path}: not found)", file=sys.stderr)
-            continue
-        for line in path.read_text().splitlines():
-            if not line.strip():
+    for label, harness, payload in rows:
+        event = harnesses.get(harness).parse(payload)
+        norm = event.norm
+        packages = routing.lookup(info.get("index", {}), event.name, event.tool_name)
+        packages += routing.lookup(info.get("common_index", {}), norm.event, norm.tool)
+        if not packages:
+            unrouted += 1
+            if not unrouted_too:
                 continue
-            row = json.loads(line)
-            event = claude.parse(row["event"])
-            norm = event.norm
-            packages = routing.lookup(info.get("index", {}), event.name, event.tool_name)
-            packages += routing.lookup(info.get("common_index", {}), norm.event, norm.tool)
-            if not packages:
-                unrouted += 1
-                if not unrouted_too:
-                    continue
-            base, action = evaluation.base_input(event)
-            extra: dict[str, Any] = {"action": action}
-            if reads_shell and action.get("tool_class") == "shell":
-                extra["shell"] = shell.parse(action["command"], event.cwd,
-                                             os.path.expanduser("~"))
-            if view is not None:
-                extra = view(extra)
-            doc = {**base, "watchdog": extra}
-            cases.append(Case(row.get("id", "?"), event_class(norm.tool, norm.tool_class),
-                              norm.tool or "?", event, json.dumps(doc)))
+        base, action = evaluation.base_input(event)
+        extra: dict[str, Any] = {"action": action}
+        if reads_shell and action.get("tool_class") == "shell":
+            extra["shell"] = shell.parse(action["command"], event.cwd, os.path.expanduser("~"))
+        if view is not None:
+            extra = view(extra)
+        doc = {**base, "watchdog": extra}
+        cls = "long" if label.startswith("long-") else event_class(norm.tool, norm.tool_class)
+        cases.append(Case(label, cls, norm.tool or "?", event, json.dumps(doc)))
     return cases, unrouted
 
 
@@ -385,7 +404,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="events for the rule-by-rule series (0: all)")
     parser.add_argument("--decisions", type=Path,
                         help="write each event's decisions (verb, rule id) as JSON lines")
+    parser.add_argument("--against", type=Path,
+                        help="another policy root (an earlier pack), measured in the same loop")
     parser.add_argument("--only", choices=CLASSES, help="events of this class only")
+    parser.add_argument("--long-writes", type=int, default=20,
+                        help="Write events of whole source files added (class long; 0: none)")
     parser.add_argument("--unrouted", action="store_true",
                         help="query events that route no policy too (as when another policy "
                         "routes them): a check that the pack ignores them")
@@ -405,7 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         (floor_root / "common").mkdir(parents=True)
         (floor_root / "common" / "floor.rego").write_text(FLOOR_POLICY)
         floor = compile_bundle("floor", [root_for(str(floor_root))], os.path.join(tmp, "floor"))
-        cases, unrouted = load_cases(args.events, pack.manifest, args.unrouted)
+        rows = dataset_rows(args.events) + long_write_rows(args.long_writes)
+        cases, unrouted = load_cases(rows, pack.manifest, args.unrouted)
         if args.only:
             cases = [c for c in cases if c.cls == args.only]
         counts = {cls: sum(c.cls == cls for c in cases) for cls in CLASSES}
@@ -423,19 +447,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_timing:
             return 0
 
-        medians = measure([floor, pack], cases, args.rounds, rng)
-        floor_stats = by_class(cases, medians["floor"])
-        pack_stats = by_class(cases, medians["pack"])
+        series = [floor, pack]
+        if args.against:
+            series.append(compile_bundle("against", [root_for(str(args.against))],
+                                         os.path.join(tmp, "against")))
+        medians = measure(series, cases, args.rounds, rng)
+        stats_of = {b.name: by_class(cases, medians[b.name]) for b in series}
+        floor_stats, pack_stats = stats_of["floor"], stats_of["pack"]
         result: dict[str, Any] = {"events": counts, "unrouted": unrouted,
                                   "rounds": args.rounds, "floor": floor_stats,
-                                  "pack": pack_stats, "files": {}, "rules": {}}
+                                  "pack": pack_stats, "against": stats_of.get("against"),
+                                  "files": {}, "rules": {}}
+        titles = {"floor": "floor (one-rule policy)", "pack": "pack",
+                  "against": f"against {args.against}"}
         print(f"\nPer event, ms (median of {args.rounds} rounds per event; p50 / p90 over events)")
-        for name, stats in (("floor (one-rule policy)", floor_stats), ("pack", pack_stats)):
+        for b in series:
             cells = "   ".join(f"{cls} {s['p50']:.2f} / {s['p90']:.2f}"
-                               for cls, s in stats.items())
-            print(f"  {name:<34}{cells}")
+                               for cls, s in stats_of[b.name].items())
+            print(f"  {titles[b.name]:<34}{cells}")
         print("\nAgainst the floor p50 of the same class (p50 / p90)")
-        print_series("pack", pack_stats, floor_stats)
+        for b in series[1:]:
+            print_series(titles[b.name], stats_of[b.name], floor_stats)
 
         file_stats: dict[str, dict[str, dict[str, float]]] = {}
         if not args.no_files:

@@ -92,8 +92,8 @@ file_escalate contains decision if {
 
 file_escalate contains decision if {
 	file_path != ""
-	shell.mentions(body, ["testpathignorepatterns", "--deselect", "--ignore", "fail_under", "coveragethreshold", "--cov-fail-under", "--passwithnotests", "--no-tests", "exclude_lines", "bail", "test"])
 	regex.match(test_config, file_path)
+	shell.mentions(body, ["testpathignorepatterns", "--deselect", "--ignore", "fail_under", "coveragethreshold", "--cov-fail-under", "--passwithnotests", "--no-tests", "exclude_lines", "bail", "test"])
 	regex.match(weakened_config, body)
 	decision := tests_weakened
 }

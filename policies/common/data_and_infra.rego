@@ -179,7 +179,7 @@ file_escalate contains decision if {
 }
 
 file_escalate contains decision if {
-	contains(shell.lcontent, "://")
+	names_db_url
 	some url in regex.find_n(`\b(postgres(ql)?|mysql|mongodb(\+srv)?|redis|amqp)://\S*`, shell.lcontent, -1)
 	shell.production(url)
 	not shell.production(shell.path)
@@ -203,6 +203,13 @@ file_escalate contains decision if {
 		"rubric": "destructive",
 		"wait": false,
 	}
+}
+
+default names_db_url := false
+
+names_db_url if {
+	contains(shell.lcontent, "://")
+	shell.mentions(shell.lcontent, ["postgres", "mysql", "mongodb", "redis", "amqp"])
 }
 
 # Production configuration files: their edits deploy to production.

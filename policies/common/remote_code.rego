@@ -48,7 +48,7 @@ names_download if {
 
 names_download if {
 	shell.file_call
-	shell.mentions(lsubject, ["curl", "wget", "iwr", "irm", "invoke-", "fetch", "aria2c", ".get(", "urlopen"])
+	shell.mentions(lsubject, ["curl", "wget", "iwr", "irm", "invoke-", "fetch", "aria2c", "http", "requests.get(", "urlopen"])
 }
 
 # A download piped or substituted into an interpreter, or saved and run in the same command.
@@ -62,11 +62,13 @@ runs_download if {
 
 runs_download if {
 	names_download
+	shell.mentions(lsubject, ["<(", "eval", "iex", "$("])
 	regex.match(`(\b(ba|z|da)?sh|\bsource|(^|[;&|]\s*)\.)\s+<\(\s*(curl|wget)|\b(eval|iex)\b[^;&|]{0,6}[$(]\(?\s*(curl|wget|irm|iwr|invoke-)|\b(ba|z)?sh\s+-c\s+\$\(\s*(curl|wget)`, lsubject)
 }
 
 runs_download if {
 	names_download
+	shell.mentions(lsubject, ["/tmp/", ".sh"])
 	regex.match(downloads, lsubject)
 	regex.match(`(&&|;|\|\|)\s*(sudo\s+)?((ba|z|da)?sh|source|python[0-9.]*|node)\s+/tmp/|(&&|;)\s*(sudo\s+)?(ba|z)?sh\s+\S+\.sh\b`, lsubject)
 }
@@ -125,9 +127,24 @@ deny contains decision if {
 
 default reverse_shell := false
 
+reverse_shell if shell.mentions(lsubject, ["/dev/tcp/", "/dev/udp/", "fsockopen(", "pty.spawn("])
+
 reverse_shell if {
-	shell.mentions(lsubject, ["/dev/", "socat", "fsockopen", "pty.spawn", "socket"])
-	regex.match(`/dev/(tcp|udp)/|\bsocat\b[^;&|]*exec:|fsockopen\(|pty\.spawn\(|socket\.socket\([\s\S]*(subprocess|os\.dup2|/bin/(ba)?sh)|child_process[\s\S]*\bnet\.socket|new\s+net\.socket[\s\S]*(spawn|exec)\(`, lsubject)
+	contains(lsubject, "socat")
+	contains(lsubject, "exec:")
+	regex.match(`\bsocat\b[^;&|]*exec:`, lsubject)
+}
+
+reverse_shell if {
+	contains(lsubject, "socket.socket(")
+	shell.mentions(lsubject, ["subprocess", "os.dup2", "/bin/"])
+	regex.match(`socket\.socket\([\s\S]*(subprocess|os\.dup2|/bin/(ba)?sh)`, lsubject)
+}
+
+reverse_shell if {
+	contains(lsubject, "net.socket")
+	shell.mentions(lsubject, ["child_process", "spawn(", "exec("])
+	regex.match(`child_process[\s\S]*\bnet\.socket|new\s+net\.socket[\s\S]*(spawn|exec)\(`, lsubject)
 }
 
 reverse_shell if {

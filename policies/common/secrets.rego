@@ -179,12 +179,28 @@ exfil_subject := shell.content if shell.file_call
 
 deny contains decision if {
 	exfil_subject_sends
-	regex.match(secret_source_re, lower(exfil_subject))
+	names_secret
+	regex.match(secret_source_re, lexfil_subject)
 	decision := {
 		"rule_id": "WD-EXFIL-SECRETS",
 		"reason": "Sends secrets, keys or a database dump to another machine.",
 		"severity": "CRITICAL",
 	}
+}
+
+lexfil_subject := lower(exfil_subject)
+
+# Words secret_source_re cannot match without.
+default names_secret := false
+
+names_secret if {
+	shell.bash_call
+	regex.match(`\.env|\.ssh|\.aws|\.kube|\.gnupg|\.docker|\.config/gh|\.netrc|\.git-credentials|\.npmrc|\.pypirc|/etc/shadow|/etc/passwd|\$\(|secret|credential|\.pem|\.p12|\.keystore|\.sql|\.dump|pg_dump|mysqldump|mongodump|~/|\$home/|/home/`, lexfil_subject)
+}
+
+names_secret if {
+	shell.file_call
+	shell.mentions(lexfil_subject, [".env", ".ssh", ".aws", ".kube", ".gnupg", ".docker", ".config/gh", ".netrc", ".git-credentials", ".npmrc", ".pypirc", "/etc/shadow", "/etc/passwd", "$(", "secret", "credential", ".pem", ".p12", ".keystore", ".sql", ".dump", "pg_dump", "mysqldump", "mongodump", "~/", "$home/", "/home/"])
 }
 
 default exfil_subject_sends := false
@@ -204,6 +220,25 @@ exfil_subject_sends if {
 # Hosts that exist to receive anonymous uploads or catch requests.
 drop_hosts_re := `webhook\.site|requestbin|pipedream\.net|\b0x0\.st|transfer\.sh|file\.io\b|paste\.ee|pastebin\.com|hastebin|ix\.io|termbin|sprunge|dnslog|interact\.sh|\boast\.(fun|me|pro|live|site|online)|burpcollaborator|canarytokens|ngrok-free\.app|ngrok\.io|beeceptor|hookbin|postb\.in`
 
+# A regex costs by the length of its text, contains() barely: for a long file content, the
+# hosts' words first.
+default drop_host_named := false
+
+drop_host_named if shell.bash_call
+
+drop_host_named if shell.fetch_call
+
+drop_host_named if {
+	shell.file_call
+	count(drop_subject) < 1000
+}
+
+drop_host_named if {
+	shell.file_call
+	count(drop_subject) >= 1000
+	shell.mentions(drop_subject, ["webhook.site", "requestbin", "pipedream.net", "0x0.st", "transfer.sh", "file.io", "paste.ee", "pastebin.com", "hastebin", "ix.io", "termbin", "sprunge", "dnslog", "interact.sh", "oast.", "burpcollaborator", "canarytokens", "ngrok-free.app", "ngrok.io", "beeceptor", "hookbin", "postb.in"])
+}
+
 drop_subject := shell.ltext if shell.bash_call
 
 drop_subject := lower(shell.url) if shell.fetch_call
@@ -211,6 +246,7 @@ drop_subject := lower(shell.url) if shell.fetch_call
 drop_subject := shell.lcontent if shell.file_call
 
 deny contains decision if {
+	drop_host_named
 	regex.match(drop_hosts_re, drop_subject)
 	decision := {
 		"rule_id": "WD-EXFIL-DROP-HOST",

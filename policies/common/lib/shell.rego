@@ -217,8 +217,19 @@ remote_host(s) if {
 
 remote_host(s) if {
 	l := lower(s)
-	mentions(l, ["scp", "rsync", "sftp", "ssh", "nc", "netcat", "telnet", "ftp", "@", "curl"])
-	regex.match(`\b(scp|rsync|sftp)\b[^;&|]*\s(\S+@)?[a-z0-9][a-z0-9.-]*:\S*\s*$|\b(scp|rsync|sftp|ssh|nc|ncat|netcat|telnet|ftp)\b[^;&|]*(@|\s)[a-z0-9.-]+\.[a-z]{2,}|\b(nc|ncat|netcat|telnet)\s+(-\S+\s+)*[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+|@[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+:|\bcurl\s[^;&|]*\s[a-z0-9-]+\.[a-z0-9.-]*[a-z]{2,}/`, l)
+	mentions(l, ["scp", "rsync", "sftp", "ssh", "telnet", "ftp", "curl"])
+	regex.match(`\b(scp|rsync|sftp)\b[^;&|]*\s(\S+@)?[a-z0-9][a-z0-9.-]*:\S*\s*$|\b(scp|rsync|sftp|ssh|telnet|ftp)\b[^;&|]*(@|\s)[a-z0-9.-]+\.[a-z]{2,}|\btelnet\s+(-\S+\s+)*[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+|\bcurl\s[^;&|]*\s[a-z0-9-]+\.[a-z0-9.-]*[a-z]{2,}/`, l)
+}
+
+remote_host(s) if {
+	l := lower(s)
+	mentions(l, ["nc", "netcat"])
+	regex.match(`\b(nc|ncat|netcat)\b[^;&|]*(@|\s)[a-z0-9.-]+\.[a-z]{2,}|\b(nc|ncat|netcat)\s+(-\S+\s+)*[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+`, l)
+}
+
+remote_host(s) if {
+	contains(s, "@")
+	regex.match(`@[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+:`, s)
 }
 
 # remote_host and sends_data for the command and for a file's new content, once per event.
@@ -245,8 +256,11 @@ content_sends_data if sends_data(content)
 # carrying command output, and the network calls of inline programs and app code.
 sends_data(s) if {
 	mentions(s, ["curl", "wget", "http", "xh"])
-	regex.match(`\b(curl|wget|http|https|xh)\b[^;&|]*(\s(-d|--data\S*|-F|--form|-T|--upload-file|--post-data|--post-file|--body-data)\b|-X\s*(POST|PUT|PATCH)\b)|http\.request\(|https\.request\(`, s)
+	mentions(s, ["-d", "-F", "--form", "-T", "--upload-file", "--post-", "-X"])
+	regex.match(`\b(curl|wget|http|https|xh)\b[^;&|]*(\s(-d|--data\S*|-F|--form|-T|--upload-file|--post-data|--post-file|--body-data)\b|-X\s*(POST|PUT|PATCH)\b)`, s)
 }
+
+sends_data(s) if mentions(s, ["http.request(", "https.request("])
 
 sends_data(s) if {
 	mentions(s, ["nc", "netcat", "socat"])
