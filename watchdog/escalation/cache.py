@@ -47,7 +47,7 @@ import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import redis
 from redis.commands.core import Script
@@ -299,17 +299,15 @@ class VerdictCache:
             value = self._get(keys=[self.redis_key(key), self._hits, self._misses])
         if value is None:
             return None
-        from watchdog.escalation.records import from_json
-
         try:
-            verdict = from_json(json.loads(value))
+            verdict = json.loads(value)
         except (ValueError, UnicodeDecodeError):
             verdict = None
-        if verdict is None:
+        if not isinstance(verdict, dict):  # (Cupcake's watchdog caches its own answer shape)
             # Not ours or damaged: judge again rather than trust it; put() will overwrite it.
             logger.warning("cache_entry_invalid", extra={"cache_key": key[:16]})
             return None
-        return verdict
+        return cast("VerdictRecord", verdict)
 
     def put(self, key: str, verdict: Mapping[str, Any]) -> None:
         """Store a verdict for ttl_s seconds (overwriting any older one)."""
