@@ -78,16 +78,62 @@ test_file := `(^|/)(tests?|__tests__|spec|specs|src/test)/|_test\.(go|py|rb|exs?
 
 test_config := `(^|/)(jest|vitest|karma|playwright|cypress)\.config\.[cm]?[jt]s$|(^|/)(pytest\.ini|tox\.ini|setup\.cfg|pyproject\.toml|\.coveragerc|phpunit\.xml(\.dist)?|\.nycrc(\.json)?|codecov\.ya?ml|package\.json|cargo\.toml|build\.gradle(\.kts)?|pom\.xml|\.mocharc\.[a-z]+)$`
 
-skip_marker := `@pytest\.mark\.(skip|xfail)|pytest\.skip\(|unittest\.skip|#\[ignore\b|@disabled\b|@ignore\b|\b(it|test|describe)\.(skip|todo)\(|\bx(it|describe|test)\(|\bt\.skip(now)?\(|\bskip\(\s*["']|pytest_runtest_makereport|pytest_collection_modifyitems|assert\s+true\b|expect\(\s*true\s*\)\.tobe\(\s*true\s*\)|return\s*;?\s*//\s*skip`
-
 weakened_config := `testpathignorepatterns|--deselect|--ignore[= ]|\bfail_under\s*=\s*[0-5]?[0-9](\.0)?\b|coveragethreshold|--cov-fail-under[= ]?[0-5]?[0-9]\b|--passwithnotests|--no-tests|exclude_lines|\bbail\s*:\s*false|['"]test['"]\s*:\s*['"](echo|true|exit 0)`
 
 file_escalate contains decision if {
-	file_path != ""
-	shell.mentions(body, ["skip", "xfail", "todo", "#[ignore", "@disabled", "@ignore", "xit(", "xdescribe(", "xtest(", "pytest_runtest_makereport", "pytest_collection_modifyitems", "assert", "tobe("])
+	skips_tests
 	regex.match(`\.(py|[cm]?[jt]sx?|go|rs|rb|java|kt|scala|cs|swift|php|exs?)$`, file_path)
-	regex.match(skip_marker, body)
 	decision := tests_weakened
+}
+
+# Skip markers, lowered bars and always-true asserts, in parts, each behind a word it cannot
+# match without: a test file is long, and a regex costs by the length of its text and of its
+# pattern (`exit(` holds `xit(`, so that small pattern alone runs on most Python files).
+default skips_tests := false
+
+skips_tests if shell.mentions(body, ["unittest.skip", "pytest.skip(", "pytest_runtest_makereport", "pytest_collection_modifyitems"])
+
+skips_tests if {
+	contains(body, "@pytest.mark.")
+	regex.match(`@pytest\.mark\.(skip|xfail)`, body)
+}
+
+skips_tests if {
+	shell.mentions(body, ["#[ignore", "@disabled", "@ignore"])
+	regex.match(`#\[ignore\b|@disabled\b|@ignore\b`, body)
+}
+
+skips_tests if {
+	shell.mentions(body, [".skip(", ".todo("])
+	regex.match(`\b(it|test|describe)\.(skip|todo)\(|\bt\.skip(now)?\(`, body)
+}
+
+skips_tests if {
+	shell.mentions(body, ["t.skip", "skip("])
+	regex.match(`\bt\.skip(now)?\(|\bskip\(\s*["']`, body)
+}
+
+skips_tests if {
+	shell.mentions(body, ["xit(", "xdescribe(", "xtest("])
+	regex.match(`\bx(it|describe|test)\(`, body)
+}
+
+skips_tests if {
+	contains(body, "tobe(")
+	regex.match(`expect\(\s*true\s*\)\.tobe\(\s*true\s*\)`, body)
+}
+
+skips_tests if {
+	contains(body, "assert")
+	contains(body, "true")
+	regex.match(`assert\s+true\b`, body)
+}
+
+skips_tests if {
+	contains(body, "//")
+	contains(body, "return")
+	contains(body, "skip")
+	regex.match(`return\s*;?\s*//\s*skip`, body)
 }
 
 file_escalate contains decision if {
@@ -100,7 +146,7 @@ file_escalate contains decision if {
 
 # Production code that behaves differently under test.
 file_escalate contains decision if {
-	shell.mentions(body, ["node_env", "pytest", "app.testing", "rails.env.test", "testing", "is_test_env", "env("])
+	shell.mentions(body, ["node_env", "pytest_current_test", "sys.modules", "app.testing", "rails.env.test", "testing", "is_test_env", "env('ci"])
 	not regex.match(test_file, file_path)
 	regex.match(`node_env\s*[!=]==?\s*["']test|pytest_current_test|["']pytest["']\s+in\s+sys\.modules|\bapp\.testing\b|rails\.env\.test\?|\bif\s+testing\b|\bis_test_env\b|env\(["']ci["']\)`, body)
 	decision := tests_weakened

@@ -72,7 +72,7 @@ shell_escalate contains decision if {
 }
 
 file_escalate contains decision if {
-	shell.mentions(shell.lcontent, ["cluster", "administratoraccess", "action", "roles/owner", "privileged", "hostpid", "nopasswd"])
+	shell.mentions(shell.lcontent, ["cluster", "administratoraccess", "'*'", "roles/owner", "privileged", "hostpid", "nopasswd"])
 	regex.match(`clusterrolebinding|cluster-admin|administratoraccess|['"]action['"]\s*:\s*['"]\*['"]|actions?\s*=\s*\[?\s*['"]\*['"]|roles/owner|privileged:\s*true|hostpid:\s*true|nopasswd`, shell.lcontent)
 	decision := {
 		"rule_id": "WD-PRIVILEGE",

@@ -148,8 +148,25 @@ reverse_shell if {
 }
 
 reverse_shell if {
+	names_nc
+	regex.match(`\b(nc|ncat|netcat)\b[^;&|]*\s-[a-z]*[ec]\s`, lsubject)
+}
+
+reverse_shell if {
+	contains(lsubject, "mkfifo")
+	regex.match(`\bmkfifo\b[^;&]*\b(nc|ncat|netcat)\b`, lsubject)
+}
+
+default names_nc := false
+
+names_nc if {
+	shell.bash_call
 	shell.mentions(lsubject, ["nc", "netcat"])
-	regex.match(`\b(nc|ncat|netcat)\b[^;&|]*\s-[a-z]*[ec]\s|\bmkfifo\b[^;&]*\b(nc|ncat|netcat)\b`, lsubject)
+}
+
+names_nc if {
+	shell.file_call
+	shell.content_nc
 }
 
 shell_escalate contains decision if {

@@ -210,36 +210,75 @@ url_hosts(s) := {lower(h) |
 local_host(h) if regex.match(`^(localhost|127\.[0-9.]+|0\.0\.0\.0|\[::1\]|::1|[a-z0-9-]+\.local|host\.docker\.internal)$`, h)
 
 # A host other than this machine appears (as a URL, or as user@host / host: for ssh-like tools).
-remote_host(s) if {
+remote_host(s) if remote_host_named(s)
+
+remote_host(s) if remote_host_nc(s)
+
+remote_host_named(s) if {
 	some h in url_hosts(s)
 	not local_host(h)
 }
 
-remote_host(s) if {
+remote_host_named(s) if {
 	l := lower(s)
 	mentions(l, ["scp", "rsync", "sftp", "ssh", "telnet", "ftp", "curl"])
 	regex.match(`\b(scp|rsync|sftp)\b[^;&|]*\s(\S+@)?[a-z0-9][a-z0-9.-]*:\S*\s*$|\b(scp|rsync|sftp|ssh|telnet|ftp)\b[^;&|]*(@|\s)[a-z0-9.-]+\.[a-z]{2,}|\btelnet\s+(-\S+\s+)*[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+|\bcurl\s[^;&|]*\s[a-z0-9-]+\.[a-z0-9.-]*[a-z]{2,}/`, l)
 }
 
-remote_host(s) if {
+remote_host_named(s) if {
+	contains(s, "@")
+	regex.match(`@[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+:`, s)
+}
+
+remote_host_nc(s) if {
 	l := lower(s)
 	mentions(l, ["nc", "netcat"])
 	regex.match(`\b(nc|ncat|netcat)\b[^;&|]*(@|\s)[a-z0-9.-]+\.[a-z]{2,}|\b(nc|ncat|netcat)\s+(-\S+\s+)*[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+`, l)
 }
 
-remote_host(s) if {
-	contains(s, "@")
-	regex.match(`@[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+:`, s)
+# Something that sends data off the machine: uploads, posts, raw sockets, mail, DNS lookups
+# carrying command output, and the network calls of inline programs and app code.
+sends_data(s) if sends_named(s)
+
+sends_data(s) if sends_nc(s)
+
+sends_named(s) if {
+	mentions(s, ["curl", "wget", "http", "xh"])
+	mentions(s, ["-d", "-F", "--form", "-T", "--upload-file", "--post-", "-X"])
+	regex.match(`\b(curl|wget|http|https|xh)\b[^;&|]*(\s(-d|--data\S*|-F|--form|-T|--upload-file|--post-data|--post-file|--body-data)\b|-X\s*(POST|PUT|PATCH)\b)`, s)
+}
+
+sends_named(s) if mentions(s, ["http.request(", "https.request(", "--upload-file"])
+
+sends_named(s) if {
+	mentions(s, ["scp", "ftp", "rsync"])
+	regex.match(`\b(scp|sftp|ftp|tftp)\s|\brsync\s[^;&|]*\s\S+:\S*\s*$`, s)
+}
+
+sends_named(s) if {
+	contains(s, "mail")
+	regex.match(`\bmail\s[^;&|]*<`, s)
+}
+
+sends_named(s) if {
+	contains(s, "$(")
+	regex.match(`\b(nslookup|dig|host|ping)\s[^;&|]*\$\(`, s)
+}
+
+sends_named(s) if {
+	mentions(s, ["urlopen", "requests.", "urllib", "sendBeacon", "fetch(", "XMLHttpRequest", "axios."])
+	regex.match(`\burlopen\(|requests\.(post|put)\(|urllib\.request\.Request\(|sendBeacon\(|\bfetch\(|XMLHttpRequest|\baxios\.(post|put)\(`, s)
+}
+
+sends_nc(s) if {
+	mentions(s, ["nc", "netcat", "socat"])
+	regex.match(`\|\s*(nc|ncat|netcat|socat)\s|\b(nc|ncat|netcat)\s[^;&|]*<`, s)
 }
 
 # remote_host and sends_data for the command and for a file's new content, once per event.
 default text_remote_host := false
 
 text_remote_host if remote_host(text)
-
-default content_remote_host := false
-
-content_remote_host if remote_host(content)
 
 default text_sends_data := false
 
@@ -248,43 +287,29 @@ text_sends_data if {
 	sends_data(text)
 }
 
+# The word "nc" is in most source files: in a file's content the patterns for nc, ncat, netcat
+# and socat run only after one test that the content names one of them as a word.
+default content_nc := false
+
+content_nc if {
+	mentions(lcontent, ["nc", "netcat", "socat"])
+	regex.match(`\b(nc|ncat|netcat|socat)\b`, lcontent)
+}
+
+default content_remote_host := false
+
+content_remote_host if remote_host_named(content)
+
+content_remote_host if {
+	content_nc
+	remote_host_nc(content)
+}
+
 default content_sends_data := false
 
-content_sends_data if sends_data(content)
+content_sends_data if sends_named(content)
 
-# Something that sends data off the machine: uploads, posts, raw sockets, mail, DNS lookups
-# carrying command output, and the network calls of inline programs and app code.
-sends_data(s) if {
-	mentions(s, ["curl", "wget", "http", "xh"])
-	mentions(s, ["-d", "-F", "--form", "-T", "--upload-file", "--post-", "-X"])
-	regex.match(`\b(curl|wget|http|https|xh)\b[^;&|]*(\s(-d|--data\S*|-F|--form|-T|--upload-file|--post-data|--post-file|--body-data)\b|-X\s*(POST|PUT|PATCH)\b)`, s)
+content_sends_data if {
+	content_nc
+	sends_nc(content)
 }
-
-sends_data(s) if mentions(s, ["http.request(", "https.request("])
-
-sends_data(s) if {
-	mentions(s, ["nc", "netcat", "socat"])
-	regex.match(`\|\s*(nc|ncat|netcat|socat)\s|\b(nc|ncat|netcat)\s[^;&|]*<`, s)
-}
-
-sends_data(s) if {
-	mentions(s, ["scp", "ftp", "rsync"])
-	regex.match(`\b(scp|sftp|ftp|tftp)\s|\brsync\s[^;&|]*\s\S+:\S*\s*$`, s)
-}
-
-sends_data(s) if {
-	contains(s, "mail")
-	regex.match(`\bmail\s[^;&|]*<`, s)
-}
-
-sends_data(s) if {
-	contains(s, "$(")
-	regex.match(`\b(nslookup|dig|host|ping)\s[^;&|]*\$\(`, s)
-}
-
-sends_data(s) if {
-	mentions(s, ["urlopen", "requests.", "urllib", "sendBeacon", "fetch(", "XMLHttpRequest", "axios."])
-	regex.match(`\burlopen\(|requests\.(post|put)\(|urllib\.request\.Request\(|sendBeacon\(|\bfetch\(|XMLHttpRequest|\baxios\.(post|put)\(`, s)
-}
-
-sends_data(s) if contains(s, "--upload-file")
