@@ -2,30 +2,38 @@
 
 Run with the project's venv:
 
-    .venv/bin/python benchmarks/pack_profile.py [--policy-dir policies] [--events FILE ...]
-        [--rounds 3] [--rules FILE ...] [--top 3] [--decisions OUT] [--json OUT]
+    .venv/bin/python benchmarks/pack_profile.py [--policy-dir policies] [--against DIR]
+        [--events FILE ...] [--long-writes 20] [--rounds 3] [--top 3 | --rules STEM ...]
+        [--sample 150] [--no-files] [--only CLASS] [--decisions OUT [--no-timing]] [--json OUT]
 
 Everything runs in one process against bundles compiled by the hook's own builder
 (`watchdog.policies.build.build`), queried as `engine.Engine.query` does (the input as JSON
 text through `set_input_term`, then the entrypoint), on inputs built as the hook builds them
-(`claude.parse`, `evaluation.base_input`, `input.watchdog.action`, plus `input.watchdog.shell`
-when the pack reads it). Events come from the labeled datasets (`evals/datasets/dev.jsonl` and
-`../shared/datasets/public-dev.jsonl` by default); an event that routes no policy is never
-queried by the hook, so it is left out here too.
+(the harness's `parse`, `evaluation.base_input`, `input.watchdog.action`, plus
+`input.watchdog.shell` when the pack reads it). Events: the labeled datasets
+(`evals/datasets/dev.jsonl` and `../shared/datasets/public-dev.jsonl` by default) and
+`--long-writes` Write events carrying a whole source file of this checkout (the datasets' file
+contents are all short). An event that routes no policy is never queried by the hook, so it is
+left out (`--unrouted` queries it anyway: a check that the pack ignores it).
 
 Series, interleaved round-robin in a shuffled order so machine noise hits each alike:
 
   floor     a one-rule policy (one `contains` on the command) in the same loop: the input's
             JSON parse, the query and the generated aggregation, with next to nothing to evaluate
   pack      the whole pack, as the hook evaluates it
+  against   (with --against DIR) another pack, e.g. an earlier version, in the same loop
   per file  `lib/` plus one policy file, for the same events (when any policy routes, the hook
-            evaluates every loaded policy, so each file costs on every queried event)
-  per rule  for the costliest files (`--top`, or `--rules`), the file with only one of its
-            `deny`/`escalate` bodies kept (its helpers stay): what that body costs on its own
+            evaluates every loaded policy, so each file costs on every queried event; each file
+            alone also pays for the shared values of lib/, which the pack computes once)
+  per rule  for the costliest files (`--top`, or `--rules`), each rule body's marginal cost
+            inside the whole pack: the pack against the pack with that body blanked, over a
+            sample of `--sample` events
 
-Each event's figure is its median over `--rounds`; p50/p90 are over events of a class (Bash,
-file writes, Read, other) and are printed as ratios against the floor p50 of the same class in
-the same run. Figures are reported, never asserted.
+Each event's figure is its median over `--rounds`; p50/p90 are over events of a class (bash,
+write, read, other, long) and are printed as ratios against the floor p50 of the same class in
+the same run. `--decisions OUT` writes every event's decisions (verb, rule id, reason): two runs
+on two versions of the pack, compared line by line, show whether a change kept behaviour.
+Figures are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -46,7 +54,8 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_EVENTS = [HERE.parent / "evals" / "datasets" / "dev.jsonl",
                   HERE.parent.parent / "shared" / "datasets" / "public-dev.jsonl"]
 CLASSES = ("bash", "write", "read", "other", "long")
-VERB_RE = re.compile(r"^(deny|escalate|halt|block|ask|modify|add_context)\s+contains\b")
+VERBS = "deny|escalate|halt|block|ask|modify|add_context"
+VERB_RE = re.compile(rf"^((?:\w+_)?(?:{VERBS}))\s+contains\b")  # also shell_deny, file_escalate
 RULE_ID_RE = re.compile(r'"rule_id"\s*:\s*"([^"]+)"')
 
 FLOOR_POLICY = """\
@@ -166,7 +175,6 @@ def load_cases(rows: list[tuple[str, str, dict[str, Any]]], manifest: dict[str, 
 
     info = manifest["scopes"]["project"]
     reads_shell = info.get("reads_shell", True)
-    view = _command_view()
     cases: list[Case] = []
     unrouted = 0
     for label, harness, payload in rows:
@@ -182,29 +190,10 @@ def load_cases(rows: list[tuple[str, str, dict[str, Any]]], manifest: dict[str, 
         extra: dict[str, Any] = {"action": action}
         if reads_shell and action.get("tool_class") == "shell":
             extra["shell"] = shell.parse(action["command"], event.cwd, os.path.expanduser("~"))
-        if view is not None:
-            extra = view(extra)
         doc = {**base, "watchdog": extra}
         cls = "long" if label.startswith("long-") else event_class(norm.tool, norm.tool_class)
         cases.append(Case(label, cls, norm.tool or "?", event, json.dumps(doc)))
     return cases, unrouted
-
-
-def _command_view() -> Any:
-    """What `evaluation` adds for the pack besides the action, if this checkout has it: the
-    command's pre-parsed view (watchdog/command_view.py), at `input.watchdog.action.view`."""
-    try:
-        from watchdog import command_view
-    except ImportError:
-        return None
-
-    def add(extra: dict[str, Any]) -> dict[str, Any]:
-        action = extra["action"]
-        if action.get("tool_class") != "shell" or not isinstance(action.get("command"), str):
-            return extra
-        return {**extra, "action": {**action, "view": command_view.view(action["command"])}}
-
-    return add
 
 
 # --------------------------------------------------------------------------- querying
@@ -237,10 +226,10 @@ def decisions(b: Bundle, doc_text: str) -> list[str]:
     return sorted(out)
 
 
-def measure(bundles: list[Bundle], cases: list[Case], rounds: int,
-            rng: random.Random) -> dict[str, list[float]]:
-    """name -> per-case median ms over rounds, interleaved: per case, every bundle once in a
-    shuffled order, round after round."""
+def measure(bundles: list[Bundle], cases: list[Case], rounds: int, rng: random.Random,
+            stat: Any = statistics.median) -> dict[str, list[float]]:
+    """name -> per-case `stat` (median) of ms over rounds, interleaved: per case, every bundle
+    once in a shuffled order, round after round."""
     samples: dict[str, list[list[float]]] = {b.name: [[] for _ in cases] for b in bundles}
     for b in bundles:  # first-call costs out of the way
         for case in cases[:5]:
@@ -253,7 +242,7 @@ def measure(bundles: list[Bundle], cases: list[Case], rounds: int,
                 t0 = time.perf_counter()
                 query(b, case.doc_text)
                 samples[b.name][i].append((time.perf_counter() - t0) * 1000)
-    return {name: [statistics.median(s) for s in per] for name, per in samples.items()}
+    return {name: [stat(s) for s in per] for name, per in samples.items()}
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -302,7 +291,7 @@ def rule_bodies(source: str) -> list[tuple[int, int, str, str]]:
     out = []
     for start, end, text in blocks(source):
         verb = VERB_RE.match(text)
-        if not verb:
+        if not verb or "some decision in" in text:  # not a rule: a router into a rule set
             continue
         rid = RULE_ID_RE.search(text)
         if rid:
@@ -355,7 +344,9 @@ def ablate(pack: Bundle, modules: list[str], root: Any, path: str, cases: list[C
         name = f"{stem}.rego:{start + 1} {verb} {label}"
         variants.append((name, compile_bundle(name, [root_for(str(vroot))],
                                               str(tmp / f"ablate-b-{stem}-{n}"))))
-    per = measure([pack, *(b for _, b in variants)], cases, rounds, rng)
+    # The fastest of the rounds: a difference of 0.1 ms drowns in the noise of a busy machine,
+    # which only ever adds time.
+    per = measure([pack, *(b for _, b in variants)], cases, rounds, rng, stat=min)
     out: dict[str, Any] = {}
     for name, b in variants:
         diffs = [p - v for p, v in zip(per["pack"], per[b.name], strict=True)]
@@ -364,8 +355,8 @@ def ablate(pack: Bundle, modules: list[str], root: Any, path: str, cases: list[C
                      for cls in (*CLASSES, "all") if any(cls in ("all", c.cls) for c in cases)}
     pack_stats = by_class(cases, per["pack"])
     print(f"\nRule bodies of {stem}.rego: marginal cost inside the pack (the pack minus the "
-          f"pack without the body), mean ms per event over {len(cases)} events, and its share "
-          "of the pack's mean")
+          f"pack without the body, fastest of {rounds} rounds), mean per event over "
+          f"{len(cases)} events, and its share of the pack's mean")
     for name in sorted(out, key=lambda n: -out[n]["all"]):
         cells = "   ".join(f"{cls} {ms * 1000:5.0f} us {100 * ms / pack_stats[cls]['mean']:4.1f}%"
                            for cls, ms in out[name].items())
