@@ -14,11 +14,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from watchdog.decisions import Decision
+from watchdog.errors import EventError
 from watchdog.events import Event
 
 if TYPE_CHECKING:  # the hook path imports this module: no pathlib, no collections.abc
     from collections.abc import Callable
     from pathlib import Path
+
+
+def event_name(payload: Any, source: str, registered: str, run_from: str) -> str:
+    """The payload's event name (`hook_event_name`, or `hookEventName`); EventError, saying
+    what to do, for a payload that is not an object (`registered`: how to check the hook is
+    installed) or that names no event (`run_from`: where the hook should run from)."""
+    if not isinstance(payload, dict):
+        raise EventError(f"expected a JSON object from {source}, got a JSON "
+                         f"{type(payload).__name__}. {registered}")
+    name = payload.get("hook_event_name", payload.get("hookEventName"))
+    if not isinstance(name, str) or not name:
+        raise EventError(f"the event has no hook_event_name. Run this hook from {run_from}, or "
+                         "use the right --harness for this agent.")
+    return name
 
 
 class Reply(NamedTuple):

@@ -27,9 +27,8 @@ import os
 from typing import Any
 
 from watchdog.decisions import ALLOW, ASK, HALT, MODIFY, Decision, deep_merge
-from watchdog.errors import EventError
 from watchdog.events import Event, claude_action
-from watchdog.harnesses.base import Capabilities, Facts, Harness, Reply, Setup
+from watchdog.harnesses.base import Capabilities, Facts, Harness, Reply, Setup, event_name
 
 NAME = "claude"
 
@@ -56,17 +55,8 @@ GATING_EVENTS = frozenset(
 
 def parse(payload: Any) -> Event:
     """A decoded stdin payload to an Event; EventError says what was wrong with it."""
-    if not isinstance(payload, dict):
-        raise EventError(
-            f"expected a JSON object from Claude Code, got a JSON {type(payload).__name__}. "
-            "Check that this hook is registered as a Claude Code command hook."
-        )
-    name = payload.get("hook_event_name", payload.get("hookEventName"))
-    if not isinstance(name, str) or not name:
-        raise EventError(
-            "the event has no hook_event_name. Run this hook from Claude Code's hooks, or use "
-            "the right --harness for this agent."
-        )
+    name = event_name(payload, "Claude Code", "Check that this hook is registered as a Claude "
+                      "Code command hook.", "Claude Code's hooks")
     session = payload.get("session_id")
     cwd = payload.get("cwd")
     tool = payload.get("tool_name")

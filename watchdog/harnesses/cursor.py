@@ -35,9 +35,9 @@ import zlib
 from typing import TYPE_CHECKING, Any
 
 from watchdog.decisions import ASK, BLOCKING, DENY, MODIFY, Decision, deep_merge
-from watchdog.errors import ConfigError, EventError
+from watchdog.errors import ConfigError
 from watchdog.events import Action, Event, Kind, claude_action
-from watchdog.harnesses.base import Capabilities, Facts, Harness, Reply, Setup
+from watchdog.harnesses.base import Capabilities, Facts, Harness, Reply, Setup, event_name
 from watchdog.harnesses.claude import dumps
 from watchdog.harnesses.claude_setup import CHECK_COMMAND
 from watchdog.harnesses.hook_commands import is_ours
@@ -153,17 +153,8 @@ def _action(name: str, raw: dict[str, Any], tin: dict[str, Any] | None) -> Actio
 
 def parse(payload: Any) -> Event:
     """A decoded stdin payload to an Event; EventError says what was wrong with it."""
-    if not isinstance(payload, dict):
-        raise EventError(
-            f"expected a JSON object from Cursor, got a JSON {type(payload).__name__}. Check "
-            "that .cursor/hooks.json runs this hook as 'watchdog hook --harness cursor'."
-        )
-    name = payload.get("hook_event_name", payload.get("hookEventName"))
-    if not isinstance(name, str) or not name:
-        raise EventError(
-            "the event has no hook_event_name. Run this hook from Cursor's hooks.json, or use "
-            "the right --harness for this agent."
-        )
+    name = event_name(payload, "Cursor", "Check that .cursor/hooks.json runs this hook as "
+                      "'watchdog hook --harness cursor'.", "Cursor's hooks.json")
     session = payload.get("conversation_id") or payload.get("session_id")
     cwd = payload.get("cwd")
     if not isinstance(cwd, str) or not cwd:

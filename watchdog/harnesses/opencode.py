@@ -32,9 +32,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from watchdog.decisions import ASK, BLOCK, HALT, MODIFY, Decision, deep_merge
-from watchdog.errors import EventError
 from watchdog.events import Action, Event, claude_action
-from watchdog.harnesses.base import Capabilities, Facts, Harness, Reply, Setup
+from watchdog.harnesses.base import Capabilities, Facts, Harness, Reply, Setup, event_name
 
 if TYPE_CHECKING:  # annotations only: pathlib costs ~9 ms on the hook path
     from pathlib import Path
@@ -89,18 +88,9 @@ def _action(name: str, tool: str | None, args: dict[str, Any] | None,
 
 def parse(payload: Any) -> Event:
     """The plugin's event to an Event, with Cupcake's added keys in `raw`."""
-    if not isinstance(payload, dict):
-        raise EventError(
-            f"expected a JSON object from the OpenCode plugin, got a JSON "
-            f"{type(payload).__name__}. Check that watchdog.js in .opencode/plugins/ is "
-            "watchdog's own plugin."
-        )
-    name = payload.get("hook_event_name", payload.get("hookEventName"))
-    if not isinstance(name, str) or not name:
-        raise EventError(
-            "the event has no hook_event_name. Run this hook from watchdog's OpenCode plugin "
-            "(watchdog init --harness opencode), or use the right --harness for this agent."
-        )
+    name = event_name(payload, "the OpenCode plugin", "Check that watchdog.js in "
+                      ".opencode/plugins/ is watchdog's own plugin.",
+                      "watchdog's OpenCode plugin (watchdog init --harness opencode)")
     raw = dict(payload)
     tool = payload.get("tool") if isinstance(payload.get("tool"), str) else None
     if tool is not None:
