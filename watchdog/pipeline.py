@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from watchdog import config, coverage, dirs, harnesses, logs
-from watchdog.decisions import DENY, Decision
+from watchdog.decisions import DENY, STRENGTH, Decision
 from watchdog.errors import ConfigError, EventError, WatchdogError
 from watchdog.evaluation import evaluate
 from watchdog.events import Event
@@ -160,12 +160,9 @@ def _recall_twin(settings: config.Settings, key: str, trace: Trace) -> Decision 
     return found
 
 
-_STRENGTH = {"allow": 0, "modify": 1, "ask": 2, "block": 3, "deny": 4, "halt": 5}
-
-
 def _stronger(own: Decision, twin: Decision) -> Decision:
     """The stronger of this event's decision and its twin's (this event's on a tie)."""
-    if _STRENGTH.get(twin.verb, 0) > _STRENGTH.get(own.verb, 0):
+    if STRENGTH.get(twin.verb, 0) > STRENGTH.get(own.verb, 0):
         return twin._replace(notices=own.notices + twin.notices)
     return own
 
